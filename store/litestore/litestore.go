@@ -1,0 +1,197 @@
+// Package litestore is the embedded store engine: one SQLite file through the
+// pure-Go driver modernc.org/sqlite. The file is in WAL mode with
+// synchronous=FULL, so that a commit is on disk before it is acknowledged.
+// Writes go through one connection, as SQLite runs one writer at a time
+// anyway and waiting in Go beats retrying on SQLITE_BUSY; reads use a small
+// pool of read-only connections, which WAL runs beside the writer. Concurrent
+// journal puts share transactions (group commit).
+package litestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/cairn-chat/cairn/store"
+	"github.com/cairn-chat/cairn/store/internal/groupcommit"
+)
+
+const (
+	readers     = 4               // read-only connections
+	busyTimeout = 5 * time.Second // wait for another process's write lock
+)
+
+// Options configures Open.
+type Options struct {
+	// Path is the database file. Its directory must exist.
+	Path string
+	// Clock stamps rows; nil means time.Now.
+	Clock store.Clock
+	// Migrate applies pending migrations on open. Without it, Open fails
+	// with store.ErrSchemaOld when migrations are pending.
+	Migrate bool
+	// Logger receives a line per applied migration; nil discards them.
+	Logger *slog.Logger
+}
+
+// Store is a store.Store on a SQLite file. It is safe for concurrent use.
+type Store struct {
+	w      *sql.DB // the one writer connection
+	r      *sql.DB // read-only connections
+	clock  store.Clock
+	log    *slog.Logger
+	puts   *groupcommit.Group[putRequest, putResult]
+	closed atomic.Bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens or creates the database at opts.Path. It refuses a database
+// migrated by a newer cairn (store.ErrSchemaTooNew), and applies pending
+// migrations when opts.Migrate is set.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.Path == "" {
+		return nil, errors.New("litestore: open: no database path")
+	}
+	path, err := filepath.Abs(opts.Path)
+	if err != nil {
+		return nil, fmt.Errorf("litestore: open: %w", err)
+	}
+	ms := strconv.FormatInt(busyTimeout.Milliseconds(), 10)
+	w, err := sql.Open("sqlite", dsn(path, url.Values{
+		"_busy_timeout": {ms},
+		"_foreign_keys": {"on"},
+		"_journal_mode": {"wal"},
+		"_synchronous":  {"full"},
+		"_txlock":       {"immediate"}, // take the write lock at BEGIN, not halfway through
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("litestore: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn(path, url.Values{
+		"_busy_timeout": {ms},
+		"_query_only":   {"on"},
+	}))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("litestore: open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+
+	s := &Store{w: w, r: r, clock: opts.Clock, log: opts.Logger}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("component", "litestore")
+	s.puts = groupcommit.New(putMaxBatch, putTimeout, s.flushPuts)
+	if err := s.ready(ctx, opts.Migrate); err != nil {
+		err = s.wrap("open "+path, err)
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// ready checks the journal mode and the schema, and migrates if asked to.
+// The writer connects first: it turns the file to WAL mode, which the
+// readers then find.
+func (s *Store) ready(ctx context.Context, migrate bool) error {
+	var mode string
+	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal mode is %s, not wal: is the file on a local file system?", mode)
+	}
+	status, err := s.status(ctx)
+	if err != nil {
+		return err
+	}
+	var pending int
+	for _, m := range status {
+		if m.AppliedAt.IsZero() {
+			pending++
+		}
+	}
+	if pending == 0 {
+		return nil
+	}
+	if !migrate {
+		return fmt.Errorf("migrations pending: %d: %w", pending, store.ErrSchemaOld)
+	}
+	_, err = s.migrateUp(ctx)
+	return err
+}
+
+// dsn returns the driver's name for the file at the absolute path with the
+// given connection parameters.
+func dsn(path string, params url.Values) string {
+	path = filepath.ToSlash(path)
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path // a Windows drive letter
+	}
+	u := url.URL{Scheme: "file", Path: path, RawQuery: params.Encode()}
+	return u.String()
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.r.PingContext(ctx); err != nil {
+		return s.wrap("ping", err)
+	}
+	return nil
+}
+
+// Close closes the database. Puts waiting for a commit get ErrClosed or
+// their result; later calls return ErrClosed.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return fmt.Errorf("litestore: close: %w", store.ErrClosed)
+	}
+	// The writer closes last, so that it checkpoints the WAL into the file.
+	if err := errors.Join(s.r.Close(), s.w.Close()); err != nil {
+		return fmt.Errorf("litestore: close: %w", err)
+	}
+	return nil
+}
+
+// checkOpen returns ErrClosed, wrapped for op, once the store is closed.
+func (s *Store) checkOpen(op string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("litestore: %s: %w", op, store.ErrClosed)
+	}
+	return nil
+}
+
+// wrap prefixes err with the package and op, and turns driver errors into
+// the store's sentinels.
+func (s *Store) wrap(op string, err error) error {
+	switch se, _ := errors.AsType[*sqlite.Error](err); {
+	case s.closed.Load():
+		err = store.ErrClosed
+	case errors.Is(err, sql.ErrNoRows):
+		err = store.ErrNotFound
+	case se != nil && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY):
+		err = store.ErrConflict
+	}
+	return fmt.Errorf("litestore: %s: %w", op, err)
+}
+
+// now returns the clock's time as the database keeps it: UTC microseconds.
+func (s *Store) now() time.Time { return s.clock().UTC().Truncate(time.Microsecond) }

@@ -1,0 +1,154 @@
+// Package pgstore is the PostgreSQL store engine, on pgx/v5's pool. Several
+// cairn nodes may share one database: migrations run under an advisory lock,
+// and a node's concurrent journal puts share transactions (group commit),
+// each inserting its batch with one statement over arrays.
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cairn-chat/cairn/store"
+	"github.com/cairn-chat/cairn/store/internal/groupcommit"
+)
+
+// uniqueViolation is the SQLSTATE of a unique constraint violation.
+const uniqueViolation = "23505"
+
+// Options configures Open.
+type Options struct {
+	// URL is the connection string, in any form pgxpool.ParseConfig takes,
+	// including its pool settings (pool_max_conns and the like).
+	URL string
+	// Schema, when set, is the PostgreSQL schema that holds cairn's tables:
+	// it becomes the connections' search_path. It must exist.
+	Schema string
+	// Clock stamps rows; nil means time.Now.
+	Clock store.Clock
+	// Migrate applies pending migrations on open. Without it, Open fails
+	// with store.ErrSchemaOld when migrations are pending.
+	Migrate bool
+	// Logger receives a line per applied migration; nil discards them.
+	Logger *slog.Logger
+}
+
+// Store is a store.Store on a PostgreSQL database. It is safe for concurrent use.
+type Store struct {
+	pool   *pgxpool.Pool
+	clock  store.Clock
+	log    *slog.Logger
+	puts   *groupcommit.Group[putRequest, putResult]
+	closed atomic.Bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database at opts.URL. It refuses a database migrated
+// by a newer cairn (store.ErrSchemaTooNew), and applies pending migrations
+// when opts.Migrate is set.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.URL == "" {
+		return nil, errors.New("pgstore: open: no database URL")
+	}
+	cfg, err := pgxpool.ParseConfig(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: open: %w", err)
+	}
+	if opts.Schema != "" {
+		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{opts.Schema}.Sanitize()
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: open: %w", err)
+	}
+
+	s := &Store{pool: pool, clock: opts.Clock, log: opts.Logger}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("component", "pgstore")
+	s.puts = groupcommit.New(putMaxBatch, putTimeout, s.flushPuts)
+	if err := s.ready(ctx, opts.Migrate); err != nil {
+		err = s.wrap("open", err)
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// ready checks the schema, which also proves that the database answers,
+// and migrates if asked to.
+func (s *Store) ready(ctx context.Context, migrate bool) error {
+	status, err := s.status(ctx)
+	if err != nil {
+		return err
+	}
+	var pending int
+	for _, m := range status {
+		if m.AppliedAt.IsZero() {
+			pending++
+		}
+	}
+	if pending == 0 {
+		return nil
+	}
+	if !migrate {
+		return fmt.Errorf("migrations pending: %d: %w", pending, store.ErrSchemaOld)
+	}
+	_, err = s.migrateUp(ctx)
+	return err
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return s.wrap("ping", err)
+	}
+	return nil
+}
+
+// Close closes the pool once the connections in use are back. Puts waiting
+// for a commit get ErrClosed or their result; later calls return ErrClosed.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return fmt.Errorf("pgstore: close: %w", store.ErrClosed)
+	}
+	s.pool.Close()
+	return nil
+}
+
+// checkOpen returns ErrClosed, wrapped for op, once the store is closed.
+func (s *Store) checkOpen(op string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("pgstore: %s: %w", op, store.ErrClosed)
+	}
+	return nil
+}
+
+// wrap prefixes err with the package and op, and turns driver errors into
+// the store's sentinels.
+func (s *Store) wrap(op string, err error) error {
+	switch pe, _ := errors.AsType[*pgconn.PgError](err); {
+	case s.closed.Load():
+		err = store.ErrClosed
+	case errors.Is(err, pgx.ErrNoRows):
+		err = store.ErrNotFound
+	case pe != nil && pe.Code == uniqueViolation:
+		err = store.ErrConflict
+	}
+	return fmt.Errorf("pgstore: %s: %w", op, err)
+}
+
+// now returns the clock's time as the database keeps it: UTC microseconds.
+func (s *Store) now() time.Time { return s.clock().UTC().Truncate(time.Microsecond) }

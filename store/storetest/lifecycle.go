@@ -1,0 +1,97 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/cairn-chat/cairn/schema"
+	"github.com/cairn-chat/cairn/store"
+)
+
+func testLifecycle(t *testing.T, open opener) {
+	t.Run("Migrate", func(t *testing.T) {
+		t.Parallel()
+		s, clock := setup(t, open)
+		// Both dialects keep the same numbered list.
+		known, err := schema.Migrations(schema.SQLite)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, err := s.MigrateStatus(t.Context())
+		if err != nil {
+			t.Fatalf("MigrateStatus: %v", err)
+		}
+		if len(status) != len(known) {
+			t.Fatalf("MigrateStatus lists %d migrations, want %d: %+v", len(status), len(known), status)
+		}
+		for i, m := range status {
+			if m.Version != i+1 || m.Name == "" || m.AppliedAt.IsZero() || m.AppliedAt.After(clock.Now()) {
+				t.Errorf("migration %d: %+v, want version %d applied by now", i, m, i+1)
+			}
+		}
+		applied, err := s.MigrateUp(t.Context())
+		if err != nil || len(applied) != 0 {
+			t.Errorf("MigrateUp on a migrated store = %v, %v; want nothing applied", applied, err)
+		}
+	})
+
+	t.Run("Ping", func(t *testing.T) {
+		t.Parallel()
+		s, _ := setup(t, open)
+		if err := s.Ping(t.Context()); err != nil {
+			t.Errorf("Ping: %v", err)
+		}
+	})
+
+	t.Run("Closed", func(t *testing.T) {
+		t.Parallel()
+		s, _ := setup(t, open)
+		a := mustAccount(t, s, "alice", "example.com")
+		id := put(t, s, a.ID, "d1", "m1")[0]
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		q := store.JournalQuery{AccountID: a.ID, Limit: 10}
+		item := []store.JournalItem{{MsgID: "m2", Data: "x"}}
+		tests := []struct {
+			name string
+			call func(ctx context.Context) error
+		}{
+			{"AccountCreate", func(ctx context.Context) error {
+				return s.AccountCreate(ctx, &store.Account{User: "bob", Domain: "example.com"})
+			}},
+			{"AccountGet", func(ctx context.Context) error { _, err := s.AccountGet(ctx, "alice", "example.com"); return err }},
+			{"AccountSetCredentials", func(ctx context.Context) error {
+				return s.AccountSetCredentials(ctx, store.AccountCredentialsParams{User: "alice", Domain: "example.com"})
+			}},
+			{"AccountDelete", func(ctx context.Context) error { return s.AccountDelete(ctx, "alice", "example.com") }},
+			{"AccountList", func(ctx context.Context) error { _, err := s.AccountList(ctx); return err }},
+			{"JournalPut", func(ctx context.Context) error {
+				_, err := s.JournalPut(ctx, store.JournalPutParams{AccountID: a.ID, Device: "d1", Items: item})
+				return err
+			}},
+			{"JournalPut without items", func(ctx context.Context) error {
+				_, err := s.JournalPut(ctx, store.JournalPutParams{AccountID: a.ID, Device: "d1"})
+				return err
+			}},
+			{"JournalList", func(ctx context.Context) error { _, err := s.JournalList(ctx, q); return err }},
+			{"JournalSummary", func(ctx context.Context) error { _, err := s.JournalSummary(ctx, q); return err }},
+			{"JournalDelete", func(ctx context.Context) error { _, err := s.JournalDelete(ctx, a.ID, []int64{id}); return err }},
+			{"JournalDelete without ids", func(ctx context.Context) error { _, err := s.JournalDelete(ctx, a.ID, nil); return err }},
+			{"JournalPurge", func(ctx context.Context) error { _, err := s.JournalPurge(ctx, time.Now()); return err }},
+			{"MigrateUp", func(ctx context.Context) error { _, err := s.MigrateUp(ctx); return err }},
+			{"MigrateStatus", func(ctx context.Context) error { _, err := s.MigrateStatus(ctx); return err }},
+			{"Ping", func(ctx context.Context) error { return s.Ping(ctx) }},
+			{"Close", func(context.Context) error { return s.Close() }},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				if err := tt.call(t.Context()); !errors.Is(err, store.ErrClosed) {
+					t.Errorf("err = %v, want ErrClosed", err)
+				}
+			})
+		}
+	})
+}

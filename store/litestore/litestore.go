@@ -39,8 +39,11 @@ type Options struct {
 	// Clock stamps rows; nil means time.Now.
 	Clock store.Clock
 	// Migrate applies pending migrations on open. Without it, Open fails
-	// with store.ErrSchemaOld when migrations are pending.
+	// with store.ErrSchemaOld when migrations are pending, unless Inspect.
 	Migrate bool
+	// Inspect opens a database with pending migrations as it is, so that
+	// MigrateStatus can list them; nothing else may be used then.
+	Inspect bool
 	// Logger receives a line per applied migration; nil discards them.
 	Logger *slog.Logger
 }
@@ -100,7 +103,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.log = s.log.With("component", "litestore")
 	s.puts = groupcommit.New(putMaxBatch, putTimeout, s.flushPuts)
-	if err := s.ready(ctx, opts.Migrate); err != nil {
+	if err := s.ready(ctx, opts.Migrate, opts.Inspect); err != nil {
 		err = s.wrap("open "+path, err)
 		s.Close()
 		return nil, err
@@ -111,7 +114,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 // ready checks the journal mode and the schema, and migrates if asked to.
 // The writer connects first: it turns the file to WAL mode, which the
 // readers then find.
-func (s *Store) ready(ctx context.Context, migrate bool) error {
+func (s *Store) ready(ctx context.Context, migrate, inspect bool) error {
 	var mode string
 	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		return err
@@ -129,7 +132,7 @@ func (s *Store) ready(ctx context.Context, migrate bool) error {
 			pending++
 		}
 	}
-	if pending == 0 {
+	if pending == 0 || inspect && !migrate {
 		return nil
 	}
 	if !migrate {

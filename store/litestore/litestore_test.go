@@ -59,6 +59,14 @@ func TestOpenSchemaOld(t *testing.T) {
 	if _, err := open(t, path, false); !errors.Is(err, store.ErrSchemaOld) {
 		t.Fatalf("Open of a new file without Migrate = %v, want ErrSchemaOld", err)
 	}
+	inspect, err := litestore.Open(t.Context(), litestore.Options{Path: path, Inspect: true})
+	if err != nil {
+		t.Fatalf("Open with Inspect: %v", err)
+	}
+	if status, err := inspect.MigrateStatus(t.Context()); err != nil || len(status) == 0 || !status[0].AppliedAt.IsZero() {
+		t.Fatalf("MigrateStatus with Inspect = %v, %v; want version 1 pending", status, err)
+	}
+	inspect.Close()
 	if _, err := open(t, path, true); err != nil {
 		t.Fatalf("Open with Migrate: %v", err)
 	}

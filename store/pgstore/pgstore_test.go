@@ -79,6 +79,15 @@ func TestOpenSchemaOld(t *testing.T) {
 	if _, err := open(t, opts); !errors.Is(err, store.ErrSchemaOld) {
 		t.Fatalf("Open of an empty schema without Migrate = %v, want ErrSchemaOld", err)
 	}
+	inspectOpts := opts
+	inspectOpts.Inspect = true
+	inspect, err := open(t, inspectOpts)
+	if err != nil {
+		t.Fatalf("Open with Inspect: %v", err)
+	}
+	if status, err := inspect.MigrateStatus(t.Context()); err != nil || len(status) == 0 || !status[0].AppliedAt.IsZero() {
+		t.Fatalf("MigrateStatus with Inspect = %v, %v; want version 1 pending", status, err)
+	}
 	opts.Migrate = true
 	if _, err := open(t, opts); err != nil {
 		t.Fatalf("Open with Migrate: %v", err)

@@ -1,0 +1,288 @@
+// Package app wires cairn's modules into one running node: it opens the
+// store, loads the sealing key and TLS certificate, builds the HTTP API,
+// binds the listeners and runs the retention sweep.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cairn-chat/cairn/auth"
+	"github.com/cairn-chat/cairn/internal/config"
+	"github.com/cairn-chat/cairn/internal/tlsutil"
+	"github.com/cairn-chat/cairn/replication"
+	"github.com/cairn-chat/cairn/store"
+	"github.com/cairn-chat/cairn/store/litestore"
+	"github.com/cairn-chat/cairn/store/pgstore"
+)
+
+// OpenStore opens the database cfg names. With migrate, pending migrations
+// are applied; without, the database is opened as it is, for MigrateStatus
+// only. A database newer than this binary is always refused.
+func OpenStore(ctx context.Context, cfg config.Config, clock store.Clock, migrate bool, log *slog.Logger) (store.Store, error) {
+	if cfg.IsPostgres() {
+		return pgstore.Open(ctx, pgstore.Options{URL: cfg.DB, Clock: clock, Migrate: migrate, Inspect: !migrate, Logger: log})
+	}
+	path := cfg.SQLitePath()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("app: data directory: %w", err)
+	}
+	return litestore.Open(ctx, litestore.Options{Path: path, Clock: clock, Migrate: migrate, Inspect: !migrate, Logger: log})
+}
+
+// Keyring loads the sealing key, creating it on first use.
+func Keyring(cfg config.Config) (*auth.Keyring, error) {
+	key, err := auth.LoadOrCreateKey(cfg.KeyPath())
+	if err != nil {
+		return nil, err
+	}
+	return auth.NewKeyring(key)
+}
+
+// Options are what tests and the command line may set besides the config.
+type Options struct {
+	Logger *slog.Logger
+	Clock  store.Clock // default time.Now
+}
+
+// Node is one running cairn server.
+type Node struct {
+	cfg     config.Config
+	log     *slog.Logger
+	now     store.Clock
+	store   store.Store
+	handler http.Handler
+	tls     *tls.Config
+
+	mu        sync.Mutex
+	servers   []*http.Server
+	addrs     map[string]net.Addr
+	draining  bool
+	stopSweep context.CancelFunc
+	wg        sync.WaitGroup
+	stopped   bool
+}
+
+// New opens the store (applying migrations), the sealing key and the TLS
+// certificate, and builds the HTTP API. Nothing listens until Start.
+func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log, now := opts.Logger, opts.Clock
+	if log == nil {
+		log = slog.Default()
+	}
+	if now == nil {
+		now = time.Now
+	}
+	keys, err := Keyring(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: log, now: now, addrs: make(map[string]net.Addr)}
+	if cfg.HTTP.TLSListen != "" {
+		if n.tls, err = n.tlsConfig(); err != nil {
+			return nil, err
+		}
+	}
+	st, err := OpenStore(ctx, cfg, now, true, log.With("component", "store"))
+	if err != nil {
+		return nil, err
+	}
+	n.store = st
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	nonces := auth.NewNonces(keys, cfg.HTTP.NonceLifetime.D(), 1<<18, now)
+	journal := replication.New(replication.Config{
+		Retention:    cfg.Journal.Retention.D(),
+		MaxBody:      cfg.Journal.MaxBody,
+		MaxEntry:     cfg.Journal.MaxEntry,
+		DefaultRealm: cfg.Journal.DefaultRealm,
+	}, st, auth.NewHTTP(st, keys, nonces), now, log.With("component", "replication"), reg)
+
+	mux := http.NewServeMux()
+	mux.Handle(cfg.Journal.Path, journal)
+	mux.HandleFunc("/healthz", n.healthz)
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	n.handler = mux
+	return n, nil
+}
+
+func (n *Node) tlsConfig() (*tls.Config, error) {
+	var cert tls.Certificate
+	var err error
+	if n.cfg.HTTP.CertFile != "" {
+		cert, err = tlsutil.Load(n.cfg.HTTP.CertFile, n.cfg.HTTP.KeyFile)
+	} else {
+		dir := filepath.Join(n.cfg.DataDir, "tls")
+		var generated bool
+		cert, generated, err = tlsutil.SelfSigned(dir, n.now())
+		if generated {
+			n.log.Warn("generated a self-signed TLS certificate; set http.cert_file and http.key_file for production", "dir", dir)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// Start binds every configured listener, logs one line for each once it
+// accepts connections, and starts the retention sweep.
+func (n *Node) Start(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	type listener struct {
+		name, addr string
+		tls        *tls.Config
+	}
+	var ls []listener
+	if n.cfg.HTTP.Listen != "" {
+		ls = append(ls, listener{"http", n.cfg.HTTP.Listen, nil})
+	}
+	if n.cfg.HTTP.TLSListen != "" {
+		ls = append(ls, listener{"https", n.cfg.HTTP.TLSListen, n.tls})
+	}
+	var bound []net.Listener
+	for _, l := range ls {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			for _, b := range bound {
+				b.Close()
+			}
+			return fmt.Errorf("app: %s listener: %w", l.name, err)
+		}
+		if l.tls != nil {
+			ln = tls.NewListener(ln, l.tls)
+		}
+		bound = append(bound, ln)
+	}
+	for i, ln := range bound {
+		srv := &http.Server{
+			Handler:           n.handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       2 * time.Minute, // a 16 MiB body over a slow link
+			WriteTimeout:      2 * time.Minute,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+		}
+		n.servers = append(n.servers, srv)
+		n.addrs[ls[i].name] = ln.Addr()
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				n.log.Error("listener stopped", "listener", ls[i].name, "err", err)
+			}
+		}()
+		n.log.Info("listening", "protocol", ls[i].name, "addr", ln.Addr().String())
+	}
+
+	sweepCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	n.stopSweep = cancel
+	n.wg.Add(1)
+	go n.sweep(sweepCtx)
+	return nil
+}
+
+// Addr returns the bound address of a listener ("http", "https"), or nil.
+func (n *Node) Addr(name string) net.Addr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.addrs[name]
+}
+
+// sweep purges expired rows every SweepInterval. Reads filter expired rows
+// anyway, so nothing is owed at start.
+func (n *Node) sweep(ctx context.Context) {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.SweepInterval.D())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if removed, err := n.Purge(ctx); err != nil && ctx.Err() == nil {
+			n.log.Error("retention sweep failed", "err", err)
+		} else if removed > 0 {
+			n.log.Info("retention sweep", "journal_entries_removed", removed)
+		}
+	}
+}
+
+// Purge removes every row past its retention period and returns the count.
+func (n *Node) Purge(ctx context.Context) (int64, error) {
+	return Purge(ctx, n.cfg, n.store, n.now)
+}
+
+// Purge removes every row of st past its retention period in cfg, as the
+// sweep of a running node does, and returns the count.
+func Purge(ctx context.Context, cfg config.Config, st store.Store, now store.Clock) (int64, error) {
+	return replication.Purge(ctx, st, now(), cfg.Journal.Retention.D())
+}
+
+func (n *Node) healthz(w http.ResponseWriter, r *http.Request) {
+	n.mu.Lock()
+	draining := n.draining
+	n.mu.Unlock()
+	status, code := "ok", http.StatusOK
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if draining {
+		status, code = "draining", http.StatusServiceUnavailable
+	} else if err := n.store.Ping(ctx); err != nil {
+		status, code = "store unreachable", http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"status": status})
+}
+
+// Stop drains: listeners close, requests under way finish within ctx, the
+// sweep ends, and the store is closed. It is safe to call more than once.
+func (n *Node) Stop(ctx context.Context) error {
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return nil
+	}
+	n.stopped, n.draining = true, true
+	servers, stopSweep := n.servers, n.stopSweep
+	n.mu.Unlock()
+
+	var errs []error
+	for _, srv := range servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("app: drain: %w", err))
+			srv.Close()
+		}
+	}
+	if stopSweep != nil {
+		stopSweep()
+	}
+	n.wg.Wait()
+	if err := n.store.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -2,11 +2,11 @@ package replication
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/cairn-chat/cairn/auth"
 	"github.com/cairn-chat/cairn/store"
@@ -40,8 +41,12 @@ type Handler struct {
 	auth    *auth.HTTP
 	now     func() time.Time
 	log     *slog.Logger
+	bodies  *semaphore.Weighted // bytes of request bodies held in memory
 	m       metrics
 }
+
+// bodyBudget is how many maximum-size bodies may be held in memory at once.
+const bodyBudget = 8
 
 type metrics struct {
 	requests *prometheus.CounterVec
@@ -51,7 +56,8 @@ type metrics struct {
 
 // New returns a Handler. Its metrics are registered with reg.
 func New(cfg Config, journal store.Journal, a *auth.HTTP, now func() time.Time, log *slog.Logger, reg prometheus.Registerer) *Handler {
-	h := &Handler{cfg: cfg, journal: journal, auth: a, now: now, log: log}
+	h := &Handler{cfg: cfg, journal: journal, auth: a, now: now, log: log,
+		bodies: semaphore.NewWeighted(bodyBudget * (cfg.MaxBody + 1))}
 	h.m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cairn_journal_requests_total",
 		Help: "Journal API requests by action and outcome (ok, input_error, unauthorized, too_large, store_failure).",
@@ -104,7 +110,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	start := time.Now()
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
+	body, release, err := h.readBody(w, r)
+	defer release()
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		h.m.requests.WithLabelValues(label, "too_large").Inc()
@@ -154,6 +161,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.m.seconds.WithLabelValues(label).Observe(time.Since(start).Seconds())
 	h.log.Debug("journal request", "action", action, "account", acct.Address(), "duration", time.Since(start))
+}
+
+// readBody reads the body within MaxBody, holding its size of the budget of
+// bodies in memory until release is called. A request waits for budget
+// rather than being refused: Blink would take a refusal as an answer and drop
+// the entries it sent.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
+	size := h.cfg.MaxBody
+	if r.ContentLength >= 0 && r.ContentLength < size {
+		size = r.ContentLength
+	}
+	if err := h.bodies.Acquire(r.Context(), size+1); err != nil {
+		return nil, func() {}, err
+	}
+	release = func() { h.bodies.Release(size + 1) }
+	buf := bytes.NewBuffer(make([]byte, 0, size+1))
+	_, err = buf.ReadFrom(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
+	return buf.Bytes(), release, err
 }
 
 // realm returns the Digest realm a request names: the realm parameter, the
@@ -290,11 +315,18 @@ func (h *Handler) get(ctx context.Context, acct store.Account, p params) (any, e
 		}
 	}
 	if req.summary {
-		// The summary lists every row the client may hold, whatever it asked after.
-		stamps, err := h.journal.JournalSummary(ctx, store.JournalQuery{
+		// The summary lists every row the client may hold, whatever it asked
+		// after. When the get itself had no after_* filter and no smaller limit,
+		// its rows are exactly that list.
+		var stamps []store.JournalStamp
+		if req.afterID == 0 && req.afterTime == 0 && req.limit == maxRows {
+			stamps = make([]store.JournalStamp, len(rows))
+			for i, e := range rows {
+				stamps[i] = store.JournalStamp{ID: e.ID, Time: e.Time}
+			}
+		} else if stamps, err = h.journal.JournalSummary(ctx, store.JournalQuery{
 			AccountID: acct.ID, Since: q.Since, ExceptDevice: q.ExceptDevice, Limit: maxRows,
-		})
-		if err != nil {
+		}); err != nil {
 			return nil, err
 		}
 		summary := make([]summaryItem, len(stamps))

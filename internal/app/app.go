@@ -100,7 +100,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 			return nil, err
 		}
 	}
-	st, err := OpenStore(ctx, cfg, now, true, log.With("component", "store"))
+	st, err := OpenStore(ctx, cfg, now, true, log)
 	if err != nil {
 		return nil, err
 	}

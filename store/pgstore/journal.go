@@ -1,13 +1,18 @@
 package pgstore
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cairn-chat/cairn/store"
 )
@@ -74,21 +79,129 @@ func checkPut(p store.JournalPutParams) error {
 	return nil
 }
 
-// flushPuts stores a batch of puts in one transaction. The rows share one
-// time, taken when the flush starts: a node runs one flush at a time, so its
-// ids and times grow together.
+// flushPuts stores a batch of puts. The rows share one time, taken when the
+// flush starts: a node runs one flush at a time, so its ids and times grow
+// together. It reserves the ids, then loads the rows with COPY; if a row was
+// stored before or an account is missing, the COPY stores nothing and
+// insertPuts stores the batch instead, with the same ids, which no row took.
 func (s *Store) flushPuts(ctx context.Context, batch []putRequest) ([]putResult, error) {
 	ts := s.clock().Unix()
+	b := newPutBatch(batch)
+	rows, _ := s.pool.Query(ctx, reserveIDs, len(b.rows))
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(ids) // so that they rise in input order
+	var missing map[int64]bool
+	err = s.copyPuts(ctx, b, ids, ts)
+	if pe, _ := errors.AsType[*pgconn.PgError](err); pe != nil && (pe.Code == uniqueViolation || pe.Code == foreignKeyViolation) {
+		missing, err = s.insertPuts(ctx, b, ids, ts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return b.results(ids, missing), nil
+}
+
+// reserveIDs takes $1 ids from the sequence of journal.id.
+const reserveIDs = `SELECT nextval(seq) FROM CAST(pg_get_serial_sequence('journal', 'id') AS regclass) AS seq, generate_series(1, $1)`
+
+// putBatch is a batch of puts reduced to its distinct rows.
+type putBatch struct {
+	reqs  []putRequest
+	rows  []putRow // in input order
+	slots [][]int  // row of each item, per request
+	// order lists the rows in identity order, the order in which they are
+	// written: two nodes that store some of the same rows at once then wait
+	// for each other in one direction only, and cannot deadlock.
+	order []int
+}
+
+// putRow is a distinct row of a batch.
+type putRow struct {
+	identity
+	data, ip string
+}
+
+func newPutBatch(reqs []putRequest) *putBatch {
+	b := &putBatch{reqs: reqs, slots: make([][]int, len(reqs))}
+	index := map[identity]int{} // row of each identity
+	for i, r := range reqs {
+		b.slots[i] = make([]int, len(r.p.Items))
+		for j, it := range r.p.Items {
+			key := identity{r.p.AccountID, r.p.Device, it.MsgID, r.hashes[j]}
+			k, ok := index[key]
+			if !ok {
+				k = len(b.rows)
+				b.rows = append(b.rows, putRow{key, it.Data, r.p.IP})
+				index[key] = k
+			}
+			b.slots[i][j] = k
+		}
+	}
+	b.order = make([]int, len(b.rows))
+	for k := range b.order {
+		b.order[k] = k
+	}
+	slices.SortFunc(b.order, func(k, l int) int { return b.rows[k].compare(b.rows[l].identity) })
+	return b
+}
+
+// compare orders identities. Any order would do, as long as every node
+// writes rows in the same one.
+func (a identity) compare(b identity) int {
+	return cmp.Or(cmp.Compare(a.account, b.account), strings.Compare(a.device, b.device),
+		strings.Compare(a.msgID, b.msgID), bytes.Compare(a.hash[:], b.hash[:]))
+}
+
+// results gives each request the ids of its rows, or ErrNotFound when its
+// account is missing.
+func (b *putBatch) results(ids []int64, missing map[int64]bool) []putResult {
+	res := make([]putResult, len(b.reqs))
+	for i, r := range b.reqs {
+		if missing[r.p.AccountID] {
+			res[i].err = fmt.Errorf("pgstore: journal put: account %d: %w", r.p.AccountID, store.ErrNotFound)
+			continue
+		}
+		res[i].ids = make([]int64, len(b.slots[i]))
+		for j, k := range b.slots[i] {
+			res[i].ids[j] = ids[k]
+		}
+	}
+	return res
+}
+
+var journalColumns = []string{"id", "account_id", "device", "msg_id", "data", "data_hash", "ip", "ts"}
+
+// copyPuts loads the rows of the batch, with their ids, in one COPY, a
+// transaction of its own. The COPY fails with a unique violation if a row
+// was stored before, or a foreign key violation if an account is missing.
+// Its foreign key checks lock the accounts as an INSERT's do: an
+// AccountDelete either fails the COPY or waits for it and takes its rows.
+func (s *Store) copyPuts(ctx context.Context, b *putBatch, ids []int64, ts int64) error {
+	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"journal"}, journalColumns, pgx.CopyFromSlice(len(b.order), func(i int) ([]any, error) {
+		k := b.order[i]
+		r := &b.rows[k]
+		return []any{ids[k], r.account, r.device, r.msgID, r.data, r.hash[:], r.ip, ts}, nil
+	}))
+	return err
+}
+
+// insertPuts stores the batch in one transaction that inserts with ON
+// CONFLICT DO NOTHING, and sets ids to the stored ids of the rows stored
+// before. It returns the accounts that are missing, whose rows it skips.
+func (s *Store) insertPuts(ctx context.Context, b *putBatch, ids []int64, ts int64) (map[int64]bool, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback(ctx)
 
-	// FOR KEY SHARE makes a concurrent AccountDelete wait for this commit,
-	// so that its cascade takes these rows too.
-	accounts := make([]int64, len(batch))
-	for i, r := range batch {
+	// FOR KEY SHARE keeps the accounts found until the commit: a concurrent
+	// AccountDelete waits for it, then its cascade takes these rows too.
+	accounts := make([]int64, len(b.reqs))
+	for i, r := range b.reqs {
 		accounts[i] = r.p.AccountID
 	}
 	rows, _ := tx.Query(ctx, `SELECT id FROM accounts WHERE id = ANY($1) FOR KEY SHARE`, accounts)
@@ -96,97 +209,38 @@ func (s *Store) flushPuts(ctx context.Context, batch []putRequest) ([]putResult,
 	if err != nil {
 		return nil, err
 	}
-	exists := make(map[int64]bool, len(found))
-	for _, id := range found {
-		exists[id] = true
+	missing := map[int64]bool{}
+	for _, id := range accounts {
+		missing[id] = !slices.Contains(found, id)
 	}
 
-	var nr newRows
-	index := map[identity]int{} // row of each identity in nr
-	slots := make([][]int, len(batch))
-	res := make([]putResult, len(batch))
-	for i, r := range batch {
-		if !exists[r.p.AccountID] {
-			res[i].err = fmt.Errorf("pgstore: journal put: account %d: %w", r.p.AccountID, store.ErrNotFound)
-			continue
-		}
-		slots[i] = make([]int, len(r.p.Items))
-		for j, it := range r.p.Items {
-			key := identity{r.p.AccountID, r.p.Device, it.MsgID, r.hashes[j]}
-			k, ok := index[key]
-			if !ok {
-				k = nr.add(key, it.Data, r.p.IP)
-				index[key] = k
-			}
-			slots[i][j] = k
+	var todo []int // rows of the accounts found, in identity order
+	for _, k := range b.order {
+		if !missing[b.rows[k].account] {
+			todo = append(todo, k)
 		}
 	}
-	ids := make([]int64, 0, len(nr.keys))
-	for lo := 0; lo < len(nr.keys); lo += insertChunk {
-		hi := min(lo+insertChunk, len(nr.keys))
-		chunk, err := insertRows(ctx, tx, nr.keys[lo:hi], nr.data[lo:hi], nr.ip[lo:hi], ts)
-		if err != nil {
+	for chunk := range slices.Chunk(todo, insertChunk) {
+		if err := insertRows(ctx, tx, b.rows, chunk, ids, ts); err != nil {
 			return nil, err
 		}
-		ids = append(ids, chunk...)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
-	for i := range res {
-		if res[i].err != nil {
-			continue
-		}
-		res[i].ids = make([]int64, len(slots[i]))
-		for j, k := range slots[i] {
-			res[i].ids[j] = ids[k]
-		}
-	}
-	return res, nil
+	return missing, nil
 }
 
-// newRows holds the distinct rows of a batch.
-type newRows struct {
-	keys     []identity
-	data, ip []string
-}
-
-// add appends a row and returns its index.
-func (nr *newRows) add(key identity, data, ip string) int {
-	nr.keys = append(nr.keys, key)
-	nr.data = append(nr.data, data)
-	nr.ip = append(nr.ip, ip)
-	return len(nr.keys) - 1
-}
-
-// keyColumns returns the identities as the arrays that unnest takes.
-func keyColumns(keys []identity) (account []int64, device, msgID []string, hash [][]byte) {
-	account = make([]int64, len(keys))
-	device = make([]string, len(keys))
-	msgID = make([]string, len(keys))
-	hash = make([][]byte, len(keys))
-	for i := range keys {
-		account[i], device[i], msgID[i], hash[i] = keys[i].account, keys[i].device, keys[i].msgID, keys[i].hash[:]
-	}
-	return account, device, msgID, hash
-}
-
-// insertJournal inserts the rows passed as arrays, in array order, and
-// returns the array index (from 1) and id of each row it inserted; a row
-// stored before is skipped. Benchmarked against COPY into a temporary table
-// and INSERT from there, it was as fast for batches of 1600 rows and faster
-// for small ones.
+// insertJournal inserts the rows passed as arrays, in array order, except
+// those stored before, and returns the ids of those it inserted.
 const insertJournal = `
-WITH new AS (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[])
-        WITH ORDINALITY AS new (account_id, device, msg_id, data, data_hash, ip, n)
-), ins AS (
-    INSERT INTO journal (account_id, device, msg_id, data, data_hash, ip, ts)
-    SELECT account_id, device, msg_id, data, data_hash, ip, $7 FROM new ORDER BY n
-    ON CONFLICT (account_id, device, msg_id, data_hash) DO NOTHING
-    RETURNING id, account_id, device, msg_id, data_hash
-)
-SELECT new.n, ins.id FROM new JOIN ins USING (account_id, device, msg_id, data_hash)`
+INSERT INTO journal (id, account_id, device, msg_id, data, data_hash, ip, ts)
+SELECT id, account_id, device, msg_id, data, data_hash, ip, $8
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[])
+    WITH ORDINALITY AS new (id, account_id, device, msg_id, data, data_hash, ip, n)
+ORDER BY n
+ON CONFLICT (account_id, device, msg_id, data_hash) DO NOTHING
+RETURNING id`
 
 // lookupJournal returns the array index (from 1) and id of the stored rows
 // whose identities are passed as arrays.
@@ -195,49 +249,69 @@ SELECT k.n, j.id
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY AS k (account_id, device, msg_id, data_hash, n)
 JOIN journal j USING (account_id, device, msg_id, data_hash)`
 
-// insertRows stores the rows, distinct identities with their data and ip,
-// at time ts, and returns the id of each, new or stored before.
-func insertRows(ctx context.Context, tx pgx.Tx, keys []identity, data, ip []string, ts int64) ([]int64, error) {
-	ids := make([]int64, len(keys))
-	account, device, msgID, hash := keyColumns(keys)
+// insertRows inserts the rows listed, indexes in all, with their ids and
+// time ts. For those stored before, it sets ids to the stored ids.
+func insertRows(ctx context.Context, tx pgx.Tx, all []putRow, list []int, ids []int64, ts int64) error {
+	c := newColumns(all, list, ids)
 	// pgx reports a failed Query through the rows.
-	rows, _ := tx.Query(ctx, insertJournal, account, device, msgID, data, hash, ip, ts)
-	if err := scanIDs(rows, func(k int, id int64) { ids[k] = id }); err != nil {
-		return nil, err
+	rows, _ := tx.Query(ctx, insertJournal, c.id, c.account, c.device, c.msgID, c.data, c.hash, c.ip, ts)
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return err
 	}
-	var stored []int // rows stored before this put, by index in keys
-	var storedKeys []identity
-	for k, id := range ids {
-		if id == 0 {
+	slices.Sort(inserted)
+	var stored []int // rows stored before, indexes in all
+	for _, k := range list {
+		if _, ok := slices.BinarySearch(inserted, ids[k]); !ok {
 			stored = append(stored, k)
-			storedKeys = append(storedKeys, keys[k])
+			ids[k] = 0
 		}
 	}
 	if len(stored) == 0 {
-		return ids, nil
+		return nil
 	}
-	account, device, msgID, hash = keyColumns(storedKeys)
-	rows, _ = tx.Query(ctx, lookupJournal, account, device, msgID, hash)
-	if err := scanIDs(rows, func(k int, id int64) { ids[stored[k]] = id }); err != nil {
-		return nil, err
+	c = newColumns(all, stored, nil)
+	rows, _ = tx.Query(ctx, lookupJournal, c.account, c.device, c.msgID, c.hash)
+	var n, id int64
+	_, err = pgx.ForEachRow(rows, []any{&n, &id}, func() error {
+		ids[stored[n-1]] = id
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	for _, k := range stored {
 		if ids[k] == 0 {
-			return nil, fmt.Errorf("journal row %q of device %q neither inserted nor found", keys[k].msgID, keys[k].device)
+			return fmt.Errorf("journal row %q of device %q neither inserted nor found", all[k].msgID, all[k].device)
 		}
 	}
-	return ids, nil
+	return nil
 }
 
-// scanIDs calls set with each (n, id) row, k being n-1: the index in the
-// arrays the query took.
-func scanIDs(rows pgx.Rows, set func(k int, id int64)) error {
-	var n, id int64
-	_, err := pgx.ForEachRow(rows, []any{&n, &id}, func() error {
-		set(int(n-1), id)
-		return nil
-	})
-	return err
+// columns holds rows as the arrays that unnest takes.
+type columns struct {
+	id, account             []int64
+	device, msgID, data, ip []string
+	hash                    [][]byte
+}
+
+// newColumns returns the rows listed, indexes in all, with their ids
+// unless ids is nil.
+func newColumns(all []putRow, list []int, ids []int64) columns {
+	var c columns
+	for _, k := range list {
+		r := &all[k]
+		if ids != nil {
+			c.id = append(c.id, ids[k])
+		}
+		c.account = append(c.account, r.account)
+		c.device = append(c.device, r.device)
+		c.msgID = append(c.msgID, r.msgID)
+		c.data = append(c.data, r.data)
+		c.hash = append(c.hash, r.hash[:])
+		c.ip = append(c.ip, r.ip)
+	}
+	return c
 }
 
 // journalWhere selects the rows of a JournalQuery in order; its arguments

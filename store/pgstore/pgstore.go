@@ -1,7 +1,7 @@
 // Package pgstore is the PostgreSQL store engine, on pgx/v5's pool. Several
 // cairn nodes may share one database: migrations run under an advisory lock,
-// and a node's concurrent journal puts share transactions (group commit),
-// each inserting its batch with one statement over arrays.
+// and a node's concurrent journal puts share commits (group commit), each
+// loading its batch with one COPY.
 package pgstore
 
 import (
@@ -20,8 +20,11 @@ import (
 	"github.com/cairn-chat/cairn/store/internal/groupcommit"
 )
 
-// uniqueViolation is the SQLSTATE of a unique constraint violation.
-const uniqueViolation = "23505"
+// SQLSTATEs of constraint violations.
+const (
+	uniqueViolation     = "23505"
+	foreignKeyViolation = "23503"
+)
 
 // Options configures Open.
 type Options struct {

@@ -3,8 +3,11 @@ package pgstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,4 +166,126 @@ func TestOpenConcurrent(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
+}
+
+// TestJournalPutNodes runs two nodes on one database whose writers put the
+// same items at once, each in an order of its own: each item must be stored
+// once, every writer must get its id, and the nodes must not deadlock.
+func TestJournalPutNodes(t *testing.T) {
+	t.Parallel()
+	opts := pgtest.Options(t)
+	opts.Migrate = true
+	var nodes [2]*pgstore.Store
+	for i := range nodes {
+		s, err := open(t, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = s
+	}
+	a := store.Account{User: "alice", Domain: "example.com"}
+	if err := nodes[0].AccountCreate(t.Context(), &a); err != nil {
+		t.Fatal(err)
+	}
+	const writers, rounds, items = 16, 20, 20 // writers alternate between the nodes
+	var mu sync.Mutex
+	ids := map[string]int64{} // by msgid
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			for r := range rounds {
+				p := store.JournalPutParams{AccountID: a.ID, Device: "d1"}
+				for _, i := range rng.Perm(items) {
+					m := fmt.Sprintf("r%d-i%d", r, i)
+					p.Items = append(p.Items, store.JournalItem{MsgID: m, Data: m})
+				}
+				got, err := nodes[w%2].JournalPut(t.Context(), p)
+				if err != nil {
+					t.Errorf("writer %d round %d: JournalPut: %v", w, r, err)
+					return
+				}
+				mu.Lock()
+				for i, it := range p.Items {
+					if prev, ok := ids[it.MsgID]; ok && prev != got[i] {
+						t.Errorf("writer %d: %s got id %d, another writer %d", w, it.MsgID, got[i], prev)
+					}
+					ids[it.MsgID] = got[i]
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	rows, err := nodes[1].JournalList(t.Context(), store.JournalQuery{AccountID: a.ID, Limit: 2 * rounds * items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != rounds*items {
+		t.Errorf("%d rows stored, want %d", len(rows), rounds*items)
+	}
+	for _, r := range rows {
+		if ids[r.MsgID] != r.ID {
+			t.Errorf("row %d holds %s, whose id is %d", r.ID, r.MsgID, ids[r.MsgID])
+		}
+	}
+}
+
+// TestJournalPutAccountDelete deletes an account while puts to it and to
+// another account share commits: puts to the other account must succeed,
+// those to the deleted one succeed or fail with ErrNotFound, and none of the
+// deleted account's rows may remain.
+func TestJournalPutAccountDelete(t *testing.T) {
+	t.Parallel()
+	s := pgtest.Open(t, nil)
+	gone := store.Account{User: "gone", Domain: "example.com"}
+	kept := store.Account{User: "kept", Domain: "example.com"}
+	for _, a := range []*store.Account{&gone, &kept} {
+		if err := s.AccountCreate(t.Context(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const writers, calls, items = 8, 20, 10
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for c := range calls {
+				if w == 0 && c == calls/2 {
+					if err := s.AccountDelete(t.Context(), gone.User, gone.Domain); err != nil {
+						t.Errorf("AccountDelete: %v", err)
+					}
+				}
+				for _, a := range []store.Account{gone, kept} {
+					p := store.JournalPutParams{AccountID: a.ID, Device: fmt.Sprintf("d%d", w)}
+					for i := range items {
+						p.Items = append(p.Items, store.JournalItem{MsgID: fmt.Sprintf("c%d-i%d", c, i), Data: "x"})
+					}
+					_, err := s.JournalPut(t.Context(), p)
+					switch {
+					case a.ID == gone.ID && errors.Is(err, store.ErrNotFound):
+						refused.Add(1)
+					case err != nil:
+						t.Errorf("writer %d: JournalPut to %s: %v", w, a.User, err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if refused.Load() == 0 {
+		t.Errorf("no put to the deleted account was refused")
+	}
+	for _, tt := range []struct {
+		a    store.Account
+		want int
+	}{{gone, 0}, {kept, writers * calls * items}} {
+		rows, err := s.JournalList(t.Context(), store.JournalQuery{AccountID: tt.a.ID, Limit: 2 * writers * calls * items})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != tt.want {
+			t.Errorf("account %s holds %d rows, want %d", tt.a.User, len(rows), tt.want)
+		}
+	}
 }

@@ -2,7 +2,6 @@ package litestore
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-chat/cairn/store"
+	"github.com/cairn-chat/cairn/store/internal/engine"
 )
 
 const (
@@ -20,26 +20,6 @@ const (
 	purgeBatch  = 1000        // rows per purge transaction
 )
 
-// putRequest is one JournalPut waiting for a group commit.
-type putRequest struct {
-	p      store.JournalPutParams
-	hashes [][sha256.Size]byte // of each item's data
-}
-
-// putResult is the outcome of one putRequest: its ids, or its own failure,
-// which does not fail the rest of the batch.
-type putResult struct {
-	ids []int64
-	err error
-}
-
-// identity is the natural key of a journal row (index journal_identity).
-type identity struct {
-	account       int64
-	device, msgID string
-	hash          [sha256.Size]byte
-}
-
 // JournalPut stores the items and returns their ids in input order, once
 // they are committed. Items already stored, or repeated, get the first id.
 func (s *Store) JournalPut(ctx context.Context, p store.JournalPutParams) ([]int64, error) {
@@ -47,39 +27,24 @@ func (s *Store) JournalPut(ctx context.Context, p store.JournalPutParams) ([]int
 	if err := s.checkOpen(op); err != nil {
 		return nil, err
 	}
-	if err := checkPut(p); err != nil {
+	req, err := engine.NewPutRequest(p)
+	if err != nil {
 		return nil, fmt.Errorf("litestore: %s: %w", op, err)
 	}
 	if len(p.Items) == 0 {
 		return nil, nil
 	}
-	req := putRequest{p: p, hashes: make([][sha256.Size]byte, len(p.Items))}
-	for i, it := range p.Items {
-		req.hashes[i] = sha256.Sum256([]byte(it.Data))
-	}
 	res, err := s.puts.Do(ctx, req)
 	if err != nil {
 		return nil, s.wrap(op, err)
 	}
-	return res.ids, res.err
-}
-
-func checkPut(p store.JournalPutParams) error {
-	if err := errors.Join(checkText("device", p.Device), checkText("ip", p.IP)); err != nil {
-		return err
-	}
-	for i, it := range p.Items {
-		if err := errors.Join(checkText("msgid", it.MsgID), checkText("data", it.Data)); err != nil {
-			return fmt.Errorf("item %d: %w", i, err)
-		}
-	}
-	return nil
+	return res.IDs, res.Err
 }
 
 // flushPuts stores a batch of puts in one transaction. The rows share one
 // time, taken when the flush starts: flushes run one at a time, so ids and
 // times grow together.
-func (s *Store) flushPuts(ctx context.Context, batch []putRequest) ([]putResult, error) {
+func (s *Store) flushPuts(ctx context.Context, batch []engine.PutRequest) ([]engine.PutResult, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -98,25 +63,25 @@ func (s *Store) flushPuts(ctx context.Context, batch []putRequest) ([]putResult,
 	}
 
 	ts := s.clock().Unix()
-	stored := map[identity]int64{} // rows of this batch
-	res := make([]putResult, len(batch))
+	stored := map[engine.Identity]int64{} // rows of this batch
+	res := make([]engine.PutResult, len(batch))
 	for i, r := range batch {
 		var exists bool
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE id = ?)`, r.p.AccountID).Scan(&exists); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE id = ?)`, r.P.AccountID).Scan(&exists); err != nil {
 			return nil, err
 		}
 		if !exists {
-			res[i].err = fmt.Errorf("litestore: journal put: account %d: %w", r.p.AccountID, store.ErrNotFound)
+			res[i].Err = fmt.Errorf("litestore: journal put: account %d: %w", r.P.AccountID, store.ErrNotFound)
 			continue
 		}
-		ids := make([]int64, len(r.p.Items))
-		for j, it := range r.p.Items {
-			key := identity{r.p.AccountID, r.p.Device, it.MsgID, r.hashes[j]}
+		ids := make([]int64, len(r.P.Items))
+		for j, it := range r.P.Items {
+			key := r.Key(j)
 			id, ok := stored[key]
 			if !ok {
-				err := insert.QueryRowContext(ctx, key.account, key.device, key.msgID, it.Data, key.hash[:], r.p.IP, ts).Scan(&id)
+				err := insert.QueryRowContext(ctx, key.Account, key.Device, key.MsgID, it.Data, key.Hash[:], r.P.IP, ts).Scan(&id)
 				if errors.Is(err, sql.ErrNoRows) { // stored by an earlier put
-					err = lookup.QueryRowContext(ctx, key.account, key.device, key.msgID, key.hash[:]).Scan(&id)
+					err = lookup.QueryRowContext(ctx, key.Account, key.Device, key.MsgID, key.Hash[:]).Scan(&id)
 				}
 				if err != nil {
 					return nil, err
@@ -125,7 +90,7 @@ func (s *Store) flushPuts(ctx context.Context, batch []putRequest) ([]putResult,
 			}
 			ids[j] = id
 		}
-		res[i].ids = ids
+		res[i].IDs = ids
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
@@ -143,7 +108,7 @@ func queryArgs(q store.JournalQuery) ([]any, error) {
 	if q.Limit <= 0 {
 		return nil, fmt.Errorf("limit %d is not positive", q.Limit)
 	}
-	from := max(ceilUnix(q.Since), ceilUnix(q.AfterTime))
+	from := max(engine.CeilUnix(q.Since), engine.CeilUnix(q.AfterTime))
 	return []any{q.AccountID, from, q.AfterID, q.ExceptDevice, q.ExceptDevice, q.Limit}, nil
 }
 
@@ -255,7 +220,7 @@ func (s *Store) JournalPurge(ctx context.Context, before time.Time) (int64, erro
 	var n int64
 	for {
 		res, err := s.w.ExecContext(ctx, `DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE ts < ? LIMIT ?)`,
-			ceilUnix(before), purgeBatch)
+			engine.CeilUnix(before), purgeBatch)
 		if err != nil {
 			return n, s.wrap("journal purge", err)
 		}

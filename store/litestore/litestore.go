@@ -24,6 +24,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/cairn-chat/cairn/store"
+	"github.com/cairn-chat/cairn/store/internal/engine"
 	"github.com/cairn-chat/cairn/store/internal/groupcommit"
 )
 
@@ -54,7 +55,7 @@ type Store struct {
 	r      *sql.DB // read-only connections
 	clock  store.Clock
 	log    *slog.Logger
-	puts   *groupcommit.Group[putRequest, putResult]
+	puts   *groupcommit.Group[engine.PutRequest, engine.PutResult]
 	closed atomic.Bool
 }
 

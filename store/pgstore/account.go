@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cairn-chat/cairn/store"
+	"github.com/cairn-chat/cairn/store/internal/engine"
 )
 
 const accountColumns = `id, username, domain, credentials, web_hash, created_at, updated_at`
@@ -17,14 +18,14 @@ const accountColumns = `id, username, domain, credentials, web_hash, created_at,
 // store.ErrConflict when user@domain exists already.
 func (s *Store) AccountCreate(ctx context.Context, a *store.Account) error {
 	op := "account create " + a.Address()
-	if err := errors.Join(checkText("user", a.User), checkText("domain", a.Domain), checkText("web hash", a.WebHash)); err != nil {
+	if err := errors.Join(engine.CheckText("user", a.User), engine.CheckText("domain", a.Domain), engine.CheckText("web hash", a.WebHash)); err != nil {
 		return fmt.Errorf("pgstore: %s: %w", op, err)
 	}
 	now := s.now()
 	var id int64
 	err := s.pool.QueryRow(ctx, `INSERT INTO accounts (username, domain, credentials, web_hash, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`,
-		a.User, a.Domain, orEmpty(a.Credentials), a.WebHash, now).Scan(&id)
+		a.User, a.Domain, engine.OrEmpty(a.Credentials), a.WebHash, now).Scan(&id)
 	if err != nil {
 		return s.wrap(op, err)
 	}
@@ -46,11 +47,11 @@ func (s *Store) AccountGet(ctx context.Context, user, domain string) (store.Acco
 // user@domain, or returns store.ErrNotFound.
 func (s *Store) AccountSetCredentials(ctx context.Context, p store.AccountCredentialsParams) error {
 	op := "account set credentials " + p.User + "@" + p.Domain
-	if err := checkText("web hash", p.WebHash); err != nil {
+	if err := engine.CheckText("web hash", p.WebHash); err != nil {
 		return fmt.Errorf("pgstore: %s: %w", op, err)
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE accounts SET credentials = $1, web_hash = $2, updated_at = $3 WHERE domain = $4 AND username = $5`,
-		orEmpty(p.Credentials), p.WebHash, s.now(), p.Domain, p.User)
+		engine.OrEmpty(p.Credentials), p.WebHash, s.now(), p.Domain, p.User)
 	return s.wrapOne(op, tag, err)
 }
 

@@ -1,20 +1,17 @@
 package pgstore
 
 import (
-	"bytes"
-	"cmp"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cairn-chat/cairn/store"
+	"github.com/cairn-chat/cairn/store/internal/engine"
 )
 
 const (
@@ -23,26 +20,6 @@ const (
 	insertChunk = 2000        // rows per INSERT, to bound a statement's size
 )
 
-// putRequest is one JournalPut waiting for a group commit.
-type putRequest struct {
-	p      store.JournalPutParams
-	hashes [][sha256.Size]byte // of each item's data
-}
-
-// putResult is the outcome of one putRequest: its ids, or its own failure,
-// which does not fail the rest of the batch.
-type putResult struct {
-	ids []int64
-	err error
-}
-
-// identity is the natural key of a journal row (index journal_identity).
-type identity struct {
-	account       int64
-	device, msgID string
-	hash          [sha256.Size]byte
-}
-
 // JournalPut stores the items and returns their ids in input order, once
 // they are committed. Items already stored, or repeated, get the first id.
 func (s *Store) JournalPut(ctx context.Context, p store.JournalPutParams) ([]int64, error) {
@@ -50,33 +27,18 @@ func (s *Store) JournalPut(ctx context.Context, p store.JournalPutParams) ([]int
 	if err := s.checkOpen(op); err != nil {
 		return nil, err
 	}
-	if err := checkPut(p); err != nil {
+	req, err := engine.NewPutRequest(p)
+	if err != nil {
 		return nil, fmt.Errorf("pgstore: %s: %w", op, err)
 	}
 	if len(p.Items) == 0 {
 		return nil, nil
 	}
-	req := putRequest{p: p, hashes: make([][sha256.Size]byte, len(p.Items))}
-	for i, it := range p.Items {
-		req.hashes[i] = sha256.Sum256([]byte(it.Data))
-	}
 	res, err := s.puts.Do(ctx, req)
 	if err != nil {
 		return nil, s.wrap(op, err)
 	}
-	return res.ids, res.err
-}
-
-func checkPut(p store.JournalPutParams) error {
-	if err := errors.Join(checkText("device", p.Device), checkText("ip", p.IP)); err != nil {
-		return err
-	}
-	for i, it := range p.Items {
-		if err := errors.Join(checkText("msgid", it.MsgID), checkText("data", it.Data)); err != nil {
-			return fmt.Errorf("item %d: %w", i, err)
-		}
-	}
-	return nil
+	return res.IDs, res.Err
 }
 
 // flushPuts stores a batch of puts. The rows share one time, taken when the
@@ -84,7 +46,7 @@ func checkPut(p store.JournalPutParams) error {
 // together. It reserves the ids, then loads the rows with COPY; if a row was
 // stored before or an account is missing, the COPY stores nothing and
 // insertPuts stores the batch instead, with the same ids, which no row took.
-func (s *Store) flushPuts(ctx context.Context, batch []putRequest) ([]putResult, error) {
+func (s *Store) flushPuts(ctx context.Context, batch []engine.PutRequest) ([]engine.PutResult, error) {
 	ts := s.clock().Unix()
 	b := newPutBatch(batch)
 	rows, _ := s.pool.Query(ctx, reserveIDs, len(b.rows))
@@ -109,10 +71,10 @@ const reserveIDs = `SELECT nextval(seq) FROM CAST(pg_get_serial_sequence('journa
 
 // putBatch is a batch of puts reduced to its distinct rows.
 type putBatch struct {
-	reqs  []putRequest
+	reqs  []engine.PutRequest
 	rows  []putRow // in input order
 	slots [][]int  // row of each item, per request
-	// order lists the rows in identity order, the order in which they are
+	// order lists the rows in engine.Identity order, the order in which they are
 	// written: two nodes that store some of the same rows at once then wait
 	// for each other in one direction only, and cannot deadlock.
 	order []int
@@ -120,21 +82,21 @@ type putBatch struct {
 
 // putRow is a distinct row of a batch.
 type putRow struct {
-	identity
+	engine.Identity
 	data, ip string
 }
 
-func newPutBatch(reqs []putRequest) *putBatch {
+func newPutBatch(reqs []engine.PutRequest) *putBatch {
 	b := &putBatch{reqs: reqs, slots: make([][]int, len(reqs))}
-	index := map[identity]int{} // row of each identity
+	index := map[engine.Identity]int{} // row of each engine.Identity
 	for i, r := range reqs {
-		b.slots[i] = make([]int, len(r.p.Items))
-		for j, it := range r.p.Items {
-			key := identity{r.p.AccountID, r.p.Device, it.MsgID, r.hashes[j]}
+		b.slots[i] = make([]int, len(r.P.Items))
+		for j, it := range r.P.Items {
+			key := r.Key(j)
 			k, ok := index[key]
 			if !ok {
 				k = len(b.rows)
-				b.rows = append(b.rows, putRow{key, it.Data, r.p.IP})
+				b.rows = append(b.rows, putRow{key, it.Data, r.P.IP})
 				index[key] = k
 			}
 			b.slots[i][j] = k
@@ -144,29 +106,22 @@ func newPutBatch(reqs []putRequest) *putBatch {
 	for k := range b.order {
 		b.order[k] = k
 	}
-	slices.SortFunc(b.order, func(k, l int) int { return b.rows[k].compare(b.rows[l].identity) })
+	slices.SortFunc(b.order, func(k, l int) int { return b.rows[k].Compare(b.rows[l].Identity) })
 	return b
-}
-
-// compare orders identities. Any order would do, as long as every node
-// writes rows in the same one.
-func (a identity) compare(b identity) int {
-	return cmp.Or(cmp.Compare(a.account, b.account), strings.Compare(a.device, b.device),
-		strings.Compare(a.msgID, b.msgID), bytes.Compare(a.hash[:], b.hash[:]))
 }
 
 // results gives each request the ids of its rows, or ErrNotFound when its
 // account is missing.
-func (b *putBatch) results(ids []int64, missing map[int64]bool) []putResult {
-	res := make([]putResult, len(b.reqs))
+func (b *putBatch) results(ids []int64, missing map[int64]bool) []engine.PutResult {
+	res := make([]engine.PutResult, len(b.reqs))
 	for i, r := range b.reqs {
-		if missing[r.p.AccountID] {
-			res[i].err = fmt.Errorf("pgstore: journal put: account %d: %w", r.p.AccountID, store.ErrNotFound)
+		if missing[r.P.AccountID] {
+			res[i].Err = fmt.Errorf("pgstore: journal put: account %d: %w", r.P.AccountID, store.ErrNotFound)
 			continue
 		}
-		res[i].ids = make([]int64, len(b.slots[i]))
+		res[i].IDs = make([]int64, len(b.slots[i]))
 		for j, k := range b.slots[i] {
-			res[i].ids[j] = ids[k]
+			res[i].IDs[j] = ids[k]
 		}
 	}
 	return res
@@ -183,7 +138,7 @@ func (s *Store) copyPuts(ctx context.Context, b *putBatch, ids []int64, ts int64
 	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"journal"}, journalColumns, pgx.CopyFromSlice(len(b.order), func(i int) ([]any, error) {
 		k := b.order[i]
 		r := &b.rows[k]
-		return []any{ids[k], r.account, r.device, r.msgID, r.data, r.hash[:], r.ip, ts}, nil
+		return []any{ids[k], r.Account, r.Device, r.MsgID, r.data, r.Hash[:], r.ip, ts}, nil
 	}))
 	return err
 }
@@ -202,7 +157,7 @@ func (s *Store) insertPuts(ctx context.Context, b *putBatch, ids []int64, ts int
 	// AccountDelete waits for it, then its cascade takes these rows too.
 	accounts := make([]int64, len(b.reqs))
 	for i, r := range b.reqs {
-		accounts[i] = r.p.AccountID
+		accounts[i] = r.P.AccountID
 	}
 	rows, _ := tx.Query(ctx, `SELECT id FROM accounts WHERE id = ANY($1) FOR KEY SHARE`, accounts)
 	found, err := pgx.CollectRows(rows, pgx.RowTo[int64])
@@ -214,9 +169,9 @@ func (s *Store) insertPuts(ctx context.Context, b *putBatch, ids []int64, ts int
 		missing[id] = !slices.Contains(found, id)
 	}
 
-	var todo []int // rows of the accounts found, in identity order
+	var todo []int // rows of the accounts found, in engine.Identity order
 	for _, k := range b.order {
-		if !missing[b.rows[k].account] {
+		if !missing[b.rows[k].Account] {
 			todo = append(todo, k)
 		}
 	}
@@ -282,7 +237,7 @@ func insertRows(ctx context.Context, tx pgx.Tx, all []putRow, list []int, ids []
 	}
 	for _, k := range stored {
 		if ids[k] == 0 {
-			return fmt.Errorf("journal row %q of device %q neither inserted nor found", all[k].msgID, all[k].device)
+			return fmt.Errorf("journal row %q of device %q neither inserted nor found", all[k].MsgID, all[k].Device)
 		}
 	}
 	return nil
@@ -304,11 +259,11 @@ func newColumns(all []putRow, list []int, ids []int64) columns {
 		if ids != nil {
 			c.id = append(c.id, ids[k])
 		}
-		c.account = append(c.account, r.account)
-		c.device = append(c.device, r.device)
-		c.msgID = append(c.msgID, r.msgID)
+		c.account = append(c.account, r.Account)
+		c.device = append(c.device, r.Device)
+		c.msgID = append(c.msgID, r.MsgID)
 		c.data = append(c.data, r.data)
-		c.hash = append(c.hash, r.hash[:])
+		c.hash = append(c.hash, r.Hash[:])
 		c.ip = append(c.ip, r.ip)
 	}
 	return c
@@ -324,7 +279,7 @@ func queryArgs(q store.JournalQuery) ([]any, error) {
 	if q.Limit <= 0 {
 		return nil, fmt.Errorf("limit %d is not positive", q.Limit)
 	}
-	from := max(ceilUnix(q.Since), ceilUnix(q.AfterTime))
+	from := max(engine.CeilUnix(q.Since), engine.CeilUnix(q.AfterTime))
 	return []any{q.AccountID, from, q.AfterID, q.ExceptDevice, q.Limit}, nil
 }
 
@@ -390,7 +345,7 @@ func (s *Store) JournalDelete(ctx context.Context, accountID int64, ids []int64)
 
 // JournalPurge removes every row older than before and returns the count.
 func (s *Store) JournalPurge(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM journal WHERE ts < $1`, ceilUnix(before))
+	tag, err := s.pool.Exec(ctx, `DELETE FROM journal WHERE ts < $1`, engine.CeilUnix(before))
 	if err != nil {
 		return 0, s.wrap("journal purge", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cairn-chat/cairn/store"
+	"github.com/cairn-chat/cairn/store/internal/engine"
 	"github.com/cairn-chat/cairn/store/internal/groupcommit"
 )
 
@@ -51,7 +52,7 @@ type Store struct {
 	pool   *pgxpool.Pool
 	clock  store.Clock
 	log    *slog.Logger
-	puts   *groupcommit.Group[putRequest, putResult]
+	puts   *groupcommit.Group[engine.PutRequest, engine.PutResult]
 	closed atomic.Bool
 }
 

@@ -35,7 +35,7 @@ const (
 	benchClients     = 16
 	benchBatch       = 100
 	benchPutRequests = 20
-	benchGets        = 20
+	benchGets        = 50
 	benchUser        = "alice"
 	benchPassword    = "bench-password-1"
 )

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-chat/cairn/store"
+	"github.com/cairn-chat/cairn/store/storetest"
 )
 
 // The helpers below are the client side of the tests. They hash with the
@@ -68,28 +69,6 @@ func (c digestClient) header() string {
 		h += ", algorithm=" + c.alg
 	}
 	return h
-}
-
-// fakeClock is an injectable now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2015, 2, 9, 10, 12, 10, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 // fakeAccounts is an AccountGetter over a map keyed by user@domain.
@@ -150,14 +129,14 @@ const (
 type authEnv struct {
 	http     *HTTP
 	nonces   *Nonces
-	clock    *fakeClock
+	clock    *storetest.Clock
 	accounts *fakeAccounts
 }
 
 func newAuthEnv(t testing.TB) *authEnv {
 	t.Helper()
 	keys := newTestKeyring(t, 1)
-	clock := newFakeClock()
+	clock := storetest.NewClock(time.Date(2015, 2, 9, 10, 12, 10, 0, time.UTC))
 	nonces := NewNonces(keys, 5*time.Minute, 1024, clock.Now)
 	accts := &fakeAccounts{accounts: make(map[string]store.Account)}
 	add := func(id int64, user, domain string, c Credentials, web string) {

@@ -6,11 +6,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cairn-chat/cairn/store/storetest"
 )
 
-func newTestNonces(t testing.TB, max int) (*Nonces, *fakeClock) {
+func newTestNonces(t testing.TB, max int) (*Nonces, *storetest.Clock) {
 	t.Helper()
-	clock := newFakeClock()
+	clock := storetest.NewClock(time.Date(2015, 2, 9, 10, 12, 10, 0, time.UTC))
 	return NewNonces(newTestKeyring(t, 1), time.Minute, max, clock.Now), clock
 }
 
@@ -218,7 +220,7 @@ func TestNoncePruneFloor(t *testing.T) {
 func BenchmarkNoncesUse(b *testing.B) {
 	for _, tracked := range []int{1 << 10, 1 << 14, 1 << 16} {
 		b.Run(fmt.Sprint(tracked), func(b *testing.B) {
-			clock := newFakeClock()
+			clock := storetest.NewClock(time.Date(2015, 2, 9, 10, 12, 10, 0, time.UTC))
 			n := NewNonces(newTestKeyring(b, 1), 1000*time.Hour, tracked, clock.Now)
 			nonces := make([]string, tracked+b.N)
 			for i := range nonces {

@@ -310,18 +310,18 @@ from standard input: the SIP password first, then the web password.
 	sip := fs.Bool("sip", false, "passwd: set the SIP password (the default unless -web or -remove-web)")
 	removeWeb := fs.Bool("remove-web", false, "passwd: remove the web password")
 	fromStdin := fs.Bool("password-stdin", false, "read passwords from standard input, one per line")
-	var address string
-	if sub != "list" {
-		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-			fs.Usage()
-			return errUsage
-		}
-		address, args = args[0], args[1:]
-	}
+	// Flags may stand before or after the address.
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
+	var address string
+	if sub != "list" && fs.NArg() > 0 {
+		address = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return err
+		}
+	}
+	if (sub != "list" && address == "") || fs.NArg() > 0 {
 		fs.Usage()
 		return errUsage
 	}

@@ -38,6 +38,12 @@ func TestCommands(t *testing.T) {
 	if code, _, _ := cairn(t, "", "bogus"); code != 2 {
 		t.Fatalf("unknown command: exit %d, want 2", code)
 	}
+	if code, _, _ := cairn(t, "", "user", "add", data); code != 2 {
+		t.Fatalf("user add without an address: exit %d, want 2", code)
+	}
+	if code, _, _ := cairn(t, "", "user", "del", "a@example.com", "b@example.com", data); code != 2 {
+		t.Fatalf("user del of two addresses: exit %d, want 2", code)
+	}
 
 	if code, out, _ := cairn(t, "", "migrate", "status", data); code != 0 || !regexp.MustCompile(`0001 init\s+pending`).MatchString(out) {
 		t.Fatalf("migrate status of a new database: %d %q", code, out)
@@ -48,7 +54,7 @@ func TestCommands(t *testing.T) {
 	if code, _, errOut := cairn(t, sipPW+"\n", "user", "add", "alice@Example.com", "-password-stdin", data); code != 0 {
 		t.Fatalf("user add: %d %s", code, errOut)
 	}
-	if code, _, errOut := cairn(t, sipPW+"\n"+webPW+"\n", "user", "add", "bob@example.com", "-web", "-password-stdin", data); code != 0 {
+	if code, _, errOut := cairn(t, sipPW+"\n"+webPW+"\n", "user", "add", "--web", "--password-stdin", "bob@example.com", data); code != 0 {
 		t.Fatalf("user add -web: %d %s", code, errOut)
 	}
 	if code, _, errOut := cairn(t, sipPW+"\n", "user", "add", "alice@example.com", "-password-stdin", data); code != 1 || !strings.Contains(errOut, "conflict") {

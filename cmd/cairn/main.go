@@ -286,7 +286,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(cfg)
+	return enc.Encode(cfg.Redacted())
 }
 
 func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {

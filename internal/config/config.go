@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -193,6 +194,15 @@ func (c *Config) Validate() error {
 		bad("journal.default_realm must not be empty")
 	}
 	return errors.Join(errs...)
+}
+
+// Redacted returns c with the password of a postgres:// URL in DB replaced
+// by "xxxxx", for printing.
+func (c Config) Redacted() Config {
+	if u, err := url.Parse(c.DB); err == nil && c.IsPostgres() {
+		c.DB = u.Redacted()
+	}
+	return c
 }
 
 // IsPostgres reports whether DB names a PostgreSQL database.

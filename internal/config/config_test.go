@@ -377,3 +377,20 @@ func TestDurationJSONRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestRedacted(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.DB = "postgres://cairn:s3cret@db.example.com/cairn?sslmode=require"
+	got := c.Redacted()
+	if strings.Contains(got.DB, "s3cret") || !strings.Contains(got.DB, "cairn:xxxxx@db.example.com") {
+		t.Errorf("Redacted DB = %q", got.DB)
+	}
+	if c.DB != "postgres://cairn:s3cret@db.example.com/cairn?sslmode=require" {
+		t.Error("Redacted changed the original")
+	}
+	c.DB = "/var/lib/cairn/cairn.db"
+	if got := c.Redacted(); got.DB != c.DB {
+		t.Errorf("Redacted changed a SQLite path: %q", got.DB)
+	}
+}

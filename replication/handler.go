@@ -176,7 +176,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte,
 		return nil, func() {}, err
 	}
 	release = func() { h.bodies.Release(size + 1) }
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead)) // room for the read that finds EOF
 	_, err = buf.ReadFrom(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
 	return buf.Bytes(), release, err
 }

@@ -10,9 +10,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,8 +200,62 @@ func testServe(t *testing.T, data, webPW string) {
 	}
 }
 
-// TestMain checks that serve leaves no goroutine behind once stopped; the
-// signal package's own loop, started by the drain's signal.Notify, stays.
+// TestMain runs the test binary as cairn itself when beMain is set, so that
+// TestSignals can run the real main in a child process. Otherwise it checks
+// that serve leaves no goroutine behind once stopped; the signal package's
+// own loop, started by the drain's signal.Notify, stays.
 func TestMain(m *testing.M) {
+	if os.Getenv(beMain) == "1" {
+		main()
+		return
+	}
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("os/signal.signal_recv"), goleak.IgnoreTopFunction("os/signal.loop"))
+}
+
+const beMain = "CAIRN_TEST_BE_MAIN"
+
+// TestSignals runs `cairn serve` as a process and stops it with SIGTERM, as
+// an init system does: it drains and exits 0.
+func TestSignals(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(os.Args[0], "serve", "-data-dir="+t.TempDir(), "-http=127.0.0.1:0", "-https=127.0.0.1:0")
+	cmd.Env = append(os.Environ(), beMain+"=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stderr)
+	listening := 0
+	for listening < 2 && lines.Scan() {
+		if strings.Contains(lines.Text(), "msg=listening") {
+			listening++
+		}
+	}
+	if listening < 2 {
+		t.Fatalf("serve logged %d listeners before its output ended", listening)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var rest strings.Builder
+	for lines.Scan() {
+		rest.WriteString(lines.Text() + "\n")
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve exited with %v after SIGTERM; it logged:\n%s", err, rest.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not exit within 20 s of SIGTERM")
+	}
+	if !strings.Contains(rest.String(), "draining") {
+		t.Errorf("serve did not log its drain:\n%s", rest.String())
+	}
 }

@@ -42,11 +42,19 @@ type Handler struct {
 	now     func() time.Time
 	log     *slog.Logger
 	bodies  *semaphore.Weighted // bytes of request bodies held in memory
+	gets    *semaphore.Weighted // gets under way
 	m       metrics
 }
 
-// bodyBudget is how many maximum-size bodies may be held in memory at once.
-const bodyBudget = 8
+// Memory bounds: how many maximum-size bodies may be held at once, how much
+// entry data one get answer carries, and how many gets run at once. Requests
+// past a bound wait rather than being refused: Blink would take a refusal as
+// an answer, dropping the entries of a put or stopping replication.
+const (
+	bodyBudget    = 8
+	maxAnswerData = 32 << 20
+	maxGets       = 16
+)
 
 type metrics struct {
 	requests *prometheus.CounterVec
@@ -57,7 +65,7 @@ type metrics struct {
 // New returns a Handler. Its metrics are registered with reg.
 func New(cfg Config, journal store.Journal, a *auth.HTTP, now func() time.Time, log *slog.Logger, reg prometheus.Registerer) *Handler {
 	h := &Handler{cfg: cfg, journal: journal, auth: a, now: now, log: log,
-		bodies: semaphore.NewWeighted(bodyBudget * (cfg.MaxBody + 1))}
+		bodies: semaphore.NewWeighted(bodyBudget * (cfg.MaxBody + 1)), gets: semaphore.NewWeighted(maxGets)}
 	h.m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cairn_journal_requests_total",
 		Help: "Journal API requests by action and outcome (ok, input_error, unauthorized, too_large, store_failure).",
@@ -105,6 +113,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.m.requests.WithLabelValues(label, "unauthorized").Inc()
 		h.auth.Challenge(w, realm, false)
 		return
+	case r.Context().Err() != nil:
+		return // the client went away while waiting
+	case errors.Is(err, auth.ErrUnseal):
+		h.m.requests.WithLabelValues(label, "store_failure").Inc()
+		h.log.Error("account credentials do not open with the sealing key: is key_file the one the accounts were made with?",
+			"remote", r.RemoteAddr, "err", err)
+		panic(http.ErrAbortHandler)
 	case err != nil:
 		h.fail(r, label, "authenticate", err)
 	}
@@ -135,6 +150,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "put_journal_entries":
 		answer, err = h.put(r.Context(), acct, clientIP(r), p)
 	case "get_journal_entries":
+		if err = h.gets.Acquire(r.Context(), 1); err != nil {
+			return // the client went away while waiting
+		}
+		defer h.gets.Release(1)
 		answer, err = h.get(r.Context(), acct, p)
 	case "delete_journal_entries":
 		answer, err = h.delete(r.Context(), acct, p)
@@ -176,7 +195,11 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte,
 		return nil, func() {}, err
 	}
 	release = func() { h.bodies.Release(size + 1) }
-	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead)) // room for the read that finds EOF
+	capacity := size + bytes.MinRead // room for the read that finds EOF
+	if r.ContentLength < 0 {
+		capacity = 64 << 10 // a chunked body grows as it comes
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, capacity))
 	_, err = buf.ReadFrom(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
 	return buf.Bytes(), release, err
 }
@@ -245,6 +268,7 @@ func (h *Handler) put(ctx context.Context, acct store.Account, ip string, p para
 	}
 	ids, err := h.journal.JournalPut(ctx, store.JournalPutParams{
 		AccountID: acct.ID, Device: req.device, IP: ip, Items: req.items,
+		Since: h.now().Add(-h.cfg.Retention),
 	})
 	if err != nil {
 		return nil, err
@@ -298,6 +322,7 @@ func (h *Handler) get(ctx context.Context, acct store.Account, p params) (any, e
 		ExceptDevice: req.exceptDevice,
 		AfterID:      req.afterID,
 		Limit:        req.limit,
+		MaxBytes:     maxAnswerData,
 	}
 	if req.afterTime > 0 {
 		q.AfterTime = time.Unix(req.afterTime, 0)
@@ -316,10 +341,10 @@ func (h *Handler) get(ctx context.Context, acct store.Account, p params) (any, e
 	}
 	if req.summary {
 		// The summary lists every row the client may hold, whatever it asked
-		// after. When the get itself had no after_* filter and no smaller limit,
-		// its rows are exactly that list.
+		// after. When the get itself had no after_* filter, no smaller limit
+		// and was not cut short by maxAnswerData, its rows are that list.
 		var stamps []store.JournalStamp
-		if req.afterID == 0 && req.afterTime == 0 && req.limit == maxRows {
+		if req.afterID == 0 && req.afterTime == 0 && req.limit == maxRows && h.complete(rows) {
 			stamps = make([]store.JournalStamp, len(rows))
 			for i, e := range rows {
 				stamps[i] = store.JournalStamp{ID: e.ID, Time: e.Time}
@@ -336,6 +361,20 @@ func (h *Handler) get(ctx context.Context, acct store.Account, p params) (any, e
 		answer.Summary = &summary
 	}
 	return answer, nil
+}
+
+// complete reports whether maxAnswerData did not cut rows short: the row
+// limit was reached first, or one more entry of the largest size would
+// still have fitted.
+func (h *Handler) complete(rows []store.JournalEntry) bool {
+	if len(rows) == maxRows {
+		return true
+	}
+	n := int64(h.cfg.MaxEntry)
+	for _, e := range rows {
+		n += int64(len(e.Data))
+	}
+	return n <= maxAnswerData
 }
 
 type successAnswer struct {

@@ -63,7 +63,19 @@ func TestReadBodyWaitsForBudget(t *testing.T) {
 
 // failingJournal is a store whose every journal call fails, as a database
 // that went away does.
-type failingJournal struct{ store.Journal }
+type failingJournal struct{}
+
+func (failingJournal) JournalSummary(context.Context, store.JournalQuery) ([]store.JournalStamp, error) {
+	return nil, errDatabaseDown
+}
+
+func (failingJournal) JournalDelete(context.Context, int64, []int64) (int64, error) {
+	return 0, errDatabaseDown
+}
+
+func (failingJournal) JournalPurge(context.Context, time.Time) (int64, error) {
+	return 0, errDatabaseDown
+}
 
 func (failingJournal) JournalPut(context.Context, store.JournalPutParams) ([]int64, error) {
 	return nil, errDatabaseDown
@@ -109,6 +121,7 @@ func TestStoreFailureDropsConnection(t *testing.T) {
 		{Method: "POST", Query: "action=put_journal_entries&realm=example.com",
 			Body: []byte(rt.Form("uuid", "urn:uuid:1", "data", rt.EntriesObject(rt.Item{ID: "m1", Data: "blob"})))},
 		{Method: "GET", Query: "action=get_journal_entries&realm=example.com&after_timestamp=0"},
+		{Method: "POST", Query: "action=delete_journal_entries&realm=example.com", Body: []byte(`data=["41"]`)},
 	} {
 		// No keep-alive: Go's client would resend a GET whose reused
 		// connection dropped, and its replayed nonce would earn a 401.

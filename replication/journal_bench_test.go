@@ -19,7 +19,7 @@ import (
 
 // The journal benchmarks. Run them as BENCHMARKS.md says:
 //
-//	go test -run '^$' -bench Journal -benchtime 3x ./replication
+//	go test -run '^$' -bench Journal -benchtime 3x -count 3 ./replication
 //
 // BenchmarkJournalPut: 16 clients each send benchPutRequests puts of 100
 // entries over HTTP with Digest (one nonce per client, nc counting up, as a

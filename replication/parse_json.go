@@ -122,8 +122,12 @@ func (r *jsonReader) unescape(start int) (string, error) {
 			}
 			if utf16.IsSurrogate(r1) {
 				// A high surrogate followed by an escaped low one makes one rune;
-				// anything else is replaced, as encoding/json does.
-				if r2, ok := r.lowSurrogate(); ok {
+				// any other surrogate is replaced, as encoding/json does.
+				r2, ok := rune(0), false
+				if r1 < 0xDC00 {
+					r2, ok = r.lowSurrogate()
+				}
+				if ok {
 					r1 = utf16.DecodeRune(r1, r2)
 				} else {
 					r1 = utf8.RuneError

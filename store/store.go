@@ -84,17 +84,22 @@ type JournalItem struct {
 }
 
 // JournalPutParams is one put request: entries from one device of one account.
+// Rows older than Since are expired: an item identical to one of them is
+// stored anew, since the expired row will never be returned.
 type JournalPutParams struct {
 	AccountID int64
 	Device    string
 	IP        string
 	Items     []JournalItem
+	Since     time.Time
 }
 
 // JournalQuery selects journal rows of one account. Rows older than Since are
 // never returned (retention); ExceptDevice, AfterID and AfterTime (inclusive)
 // narrow further when set. Limit caps the rows returned and must be positive:
-// a query without one is an error.
+// a query without one is an error. MaxBytes, when positive, caps the bytes of
+// Data that JournalList returns: it stops before the row that would pass the
+// cap, but always returns the first row.
 type JournalQuery struct {
 	AccountID    int64
 	Since        time.Time
@@ -102,6 +107,7 @@ type JournalQuery struct {
 	AfterID      int64
 	AfterTime    time.Time
 	Limit        int
+	MaxBytes     int64
 }
 
 // JournalStamp is the id and time of one journal row, for summaries.

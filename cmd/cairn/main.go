@@ -374,7 +374,7 @@ from standard input: the SIP password first, then the web password.
 		fs.Usage()
 		return errUsage
 	}
-	keys, err := app.Keyring(cfg)
+	keys, err := app.Keyring(ctx, cfg, st)
 	if err != nil {
 		return err
 	}

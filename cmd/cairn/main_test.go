@@ -97,6 +97,23 @@ func TestCommands(t *testing.T) {
 		}
 	}
 
+	// A lost key is not silently replaced while accounts sealed with it exist.
+	keyFile := filepath.Join(dir, "data", "secret.key")
+	if err := os.Rename(keyFile, keyFile+".away"); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"user", "add", "carol@example.com", "-password-stdin", data}, {"serve", data, "-http=127.0.0.1:0", "-https=off"}} {
+		if code, _, errOut := cairn(t, sipPW+"\n", args...); code != 1 || !strings.Contains(errOut, "sealing key") {
+			t.Errorf("%v without the key: exit %d, %q", args, code, errOut)
+		}
+	}
+	if _, err := os.Stat(keyFile); err == nil {
+		t.Fatal("a new key was made while accounts exist")
+	}
+	if err := os.Rename(keyFile+".away", keyFile); err != nil {
+		t.Fatal(err)
+	}
+
 	if code, out, _ := cairn(t, "", "migrate", "status", data); code != 0 || !regexp.MustCompile(`0001 init\s+applied`).MatchString(out) {
 		t.Fatalf("migrate status: %d %q", code, out)
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -44,9 +45,22 @@ func OpenStore(ctx context.Context, cfg config.Config, clock store.Clock, migrat
 	return litestore.Open(ctx, litestore.Options{Path: path, Clock: clock, Migrate: migrate, Inspect: !migrate, Logger: log})
 }
 
-// Keyring loads the sealing key, creating it on first use.
-func Keyring(cfg config.Config) (*auth.Keyring, error) {
-	key, err := auth.LoadOrCreateKey(cfg.KeyPath())
+// Keyring loads the sealing key, creating it on first use. It refuses to
+// create one while st holds accounts: they were sealed with a key that is
+// missing (a lost file, or a data_dir relative to another working
+// directory), and a new key would lock every one of them out.
+func Keyring(ctx context.Context, cfg config.Config, st store.Accounts) (*auth.Keyring, error) {
+	key, err := auth.LoadKey(cfg.KeyPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		accts, lerr := st.AccountList(ctx)
+		if lerr != nil {
+			return nil, lerr
+		}
+		if len(accts) > 0 {
+			return nil, fmt.Errorf("app: the sealing key %s is missing, but the database holds %d accounts sealed with it: restore the key file or point key_file at it", cfg.KeyPath(), len(accts))
+		}
+		key, err = auth.LoadOrCreateKey(cfg.KeyPath())
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -90,11 +104,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	if now == nil {
 		now = time.Now
 	}
-	keys, err := Keyring(cfg)
-	if err != nil {
-		return nil, err
-	}
 	n := &Node{cfg: cfg, log: log, now: now, addrs: make(map[string]net.Addr)}
+	var err error
 	if cfg.HTTP.TLSListen != "" {
 		if n.tls, err = n.tlsConfig(); err != nil {
 			return nil, err
@@ -102,6 +113,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	}
 	st, err := OpenStore(ctx, cfg, now, true, log)
 	if err != nil {
+		return nil, err
+	}
+	keys, err := Keyring(ctx, cfg, st)
+	if err != nil {
+		st.Close()
 		return nil, err
 	}
 	n.store = st
@@ -148,6 +164,9 @@ func (n *Node) tlsConfig() (*tls.Config, error) {
 func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.stopped || n.servers != nil {
+		return errors.New("app: Start called twice, or after Stop")
+	}
 	type listener struct {
 		name, addr string
 		tls        *tls.Config
@@ -270,19 +289,23 @@ func (n *Node) Stop(ctx context.Context) error {
 	servers, stopSweep := n.servers, n.stopSweep
 	n.mu.Unlock()
 
-	var errs []error
-	for _, srv := range servers {
-		if err := srv.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("app: drain: %w", err))
-			srv.Close()
-		}
+	// Every listener closes at once, then the requests under way finish
+	// within ctx; past it, their connections are cut.
+	errs := make([]error, len(servers)+1)
+	var drain sync.WaitGroup
+	for i, srv := range servers {
+		drain.Go(func() {
+			if err := srv.Shutdown(ctx); err != nil {
+				errs[i] = fmt.Errorf("app: drain: %w", err)
+				srv.Close()
+			}
+		})
 	}
+	drain.Wait()
 	if stopSweep != nil {
 		stopSweep()
 	}
 	n.wg.Wait()
-	if err := n.store.Close(); err != nil {
-		errs = append(errs, err)
-	}
+	errs[len(servers)] = n.store.Close()
 	return errors.Join(errs...)
 }

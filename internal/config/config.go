@@ -146,7 +146,7 @@ func (c *Config) Validate() error {
 		bad("data_dir must not be empty")
 	}
 	if c.DB != "" && !c.IsPostgres() && strings.Contains(c.DB, "://") {
-		bad("db %q: want a SQLite file path or a postgres:// URL", c.DB)
+		bad("db %q: want a SQLite file path or a postgres:// URL", redactURL(c.DB))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -178,8 +178,11 @@ func (c *Config) Validate() error {
 	if c.HTTP.NonceLifetime.D() < 10*time.Second {
 		bad("http.nonce_lifetime must be at least 10s")
 	}
-	if !strings.HasPrefix(c.Journal.Path, "/") {
-		bad("journal.path %q must start with /", c.Journal.Path)
+	switch p := c.Journal.Path; {
+	case !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "{}?# \t"):
+		bad("journal.path %q must start with / and hold no {, }, ?, # or white space", p)
+	case p == "/healthz" || p == "/metrics":
+		bad("journal.path %q is taken by the server itself", p)
 	}
 	if c.Journal.Retention.D() < time.Hour {
 		bad("journal.retention must be at least 1h")
@@ -196,13 +199,23 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Redacted returns c with the password of a postgres:// URL in DB replaced
-// by "xxxxx", for printing.
+// Redacted returns c with any password in DB (a URL's user information or
+// its password parameter) replaced by "xxxxx", for printing.
 func (c Config) Redacted() Config {
-	if u, err := url.Parse(c.DB); err == nil && c.IsPostgres() {
-		c.DB = u.Redacted()
-	}
+	c.DB = redactURL(c.DB)
 	return c
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		return s
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
 }
 
 // IsPostgres reports whether DB names a PostgreSQL database.

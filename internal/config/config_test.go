@@ -389,8 +389,27 @@ func TestRedacted(t *testing.T) {
 	if c.DB != "postgres://cairn:s3cret@db.example.com/cairn?sslmode=require" {
 		t.Error("Redacted changed the original")
 	}
+	c.DB = "postgres://cairn@db.example.com/cairn?password=s3cret&sslmode=require"
+	if got := c.Redacted(); strings.Contains(got.DB, "s3cret") {
+		t.Errorf("Redacted DB = %q", got.DB)
+	}
+	c.DB = "postgress://cairn:s3cret@db.example.com/cairn"
+	if err := c.Validate(); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("Validate of a mistyped URL = %v; want an error without the password", err)
+	}
 	c.DB = "/var/lib/cairn/cairn.db"
 	if got := c.Redacted(); got.DB != c.DB {
 		t.Errorf("Redacted changed a SQLite path: %q", got.DB)
+	}
+}
+
+func TestJournalPathMustNotClash(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"/healthz", "/metrics", "/{x}", "/a b", "settings.phtml"} {
+		c := Default()
+		c.Journal.Path = p
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "journal.path") {
+			t.Errorf("journal.path %q: Validate = %v", p, err)
+		}
 	}
 }

@@ -81,11 +81,11 @@ func Start(t testing.TB, eng Engine, configure func(*config.Config), accounts ..
 	clock := storetest.NewClock(time.Now().Truncate(time.Second))
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError}))
 
-	keys, err := app.Keyring(cfg)
+	st, err := app.OpenStore(ctx, cfg, clock.Now, true, log)
 	if err != nil {
 		t.Fatalf("apptest: %v", err)
 	}
-	st, err := app.OpenStore(ctx, cfg, clock.Now, true, log)
+	keys, err := app.Keyring(ctx, cfg, st)
 	if err != nil {
 		t.Fatalf("apptest: %v", err)
 	}

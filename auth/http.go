@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -32,11 +33,14 @@ type HTTP struct {
 	keys     *Keyring
 	nonces   *Nonces
 	slow     chan struct{} // bounds concurrent argon2id checks
+	// noWebHash is checked in place of a web password that does not exist.
+	noWebHash string
 }
 
 // NewHTTP returns an HTTP authenticator.
 func NewHTTP(accounts AccountGetter, keys *Keyring, nonces *Nonces) *HTTP {
-	return &HTTP{accounts: accounts, keys: keys, nonces: nonces, slow: make(chan struct{}, 4)}
+	noWebHash, _ := HashPassword(rand.Text()) // fails only if crypto/rand does, which it does not
+	return &HTTP{accounts: accounts, keys: keys, nonces: nonces, slow: make(chan struct{}, 4), noWebHash: noWebHash}
 }
 
 // Challenge answers 401 with Digest challenges for realm: MD5 first, written
@@ -149,23 +153,29 @@ func (h *HTTP) basic(ctx context.Context, token, realm string) (store.Account, e
 		realm = username[i+1:]
 	}
 	acct, creds, _, err := h.account(ctx, username, realm)
-	if err != nil {
+	known := err == nil
+	if !known && !errors.Is(err, ErrBadCredentials) {
 		return store.Account{}, err
 	}
-	if equal(MD5.H(acct.User, acct.Domain, password), creds.SIP.MD5) {
+	if known && equal(MD5.H(acct.User, acct.Domain, password), creds.SIP.MD5) {
 		return acct, nil
 	}
-	if acct.WebHash != "" {
-		select {
-		case h.slow <- struct{}{}:
-		case <-ctx.Done():
-			return store.Account{}, ctx.Err()
-		}
-		ok = CheckPassword(acct.WebHash, password)
-		<-h.slow
-		if ok {
-			return acct, nil
-		}
+	// Every other answer costs one argon2id check, against a hash made up for
+	// the purpose when there is no web password, so that the time taken does
+	// not tell which accounts exist or have one.
+	hash := h.noWebHash
+	if known && acct.WebHash != "" {
+		hash = acct.WebHash
+	}
+	select {
+	case h.slow <- struct{}{}:
+	case <-ctx.Done():
+		return store.Account{}, ctx.Err()
+	}
+	ok = CheckPassword(hash, password)
+	<-h.slow
+	if ok && hash != h.noWebHash {
+		return acct, nil
 	}
 	return store.Account{}, ErrBadCredentials
 }

@@ -291,6 +291,14 @@ func TestAuthenticateBasicHonoursContext(t *testing.T) {
 	if _, err := e.http.Authenticate(r, testRealm); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Authenticate = %v, want context.Canceled", err)
 	}
+	// Every failure takes a slot too, known account or not, so that the time
+	// an answer takes does not tell which accounts exist.
+	for _, userPass := range []string{"carol:some-password", "alice:not-the-password", "bob@other.org:not-the-password"} {
+		r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(userPass)))
+		if _, err := e.http.Authenticate(r, testRealm); !errors.Is(err, context.Canceled) {
+			t.Errorf("Authenticate(%s) = %v, want it waiting for a slow-hash slot", userPass, err)
+		}
+	}
 	// The SIP password needs no slot.
 	r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("alice:"+testSIPPassword)))
 	if _, err := e.http.Authenticate(r, testRealm); err != nil {

@@ -21,7 +21,8 @@ const (
 )
 
 // JournalPut stores the items and returns their ids in input order, once
-// they are committed. Items already stored, or repeated, get the first id.
+// they are committed. Items already stored, unless expired, or repeated, get
+// the first id.
 func (s *Store) JournalPut(ctx context.Context, p store.JournalPutParams) ([]int64, error) {
 	const op = "journal put"
 	if err := s.checkOpen(op); err != nil {
@@ -42,84 +43,114 @@ func (s *Store) JournalPut(ctx context.Context, p store.JournalPutParams) ([]int
 }
 
 // flushPuts stores a batch of puts in one transaction. The rows share one
-// time, taken when the flush starts: flushes run one at a time, so ids and
-// times grow together.
+// time, the clock's but never below the last one stamped: flushes run one
+// at a time, so ids and times grow together even when the clock steps back.
 func (s *Store) flushPuts(ctx context.Context, batch []engine.PutRequest) ([]engine.PutResult, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	insert, err := tx.PrepareContext(ctx, `INSERT INTO journal (account_id, device, msg_id, data, data_hash, ip, ts)
+	w := rowWriter{tx: tx}
+	w.insert, err = tx.PrepareContext(ctx, `INSERT INTO journal (account_id, device, msg_id, data, data_hash, ip, ts)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (account_id, device, msg_id, data_hash) DO NOTHING
 		RETURNING id`)
 	if err != nil {
 		return nil, err
 	}
-	lookup, err := tx.PrepareContext(ctx, `SELECT id FROM journal WHERE account_id = ? AND device = ? AND msg_id = ? AND data_hash = ?`)
+	w.lookup, err = tx.PrepareContext(ctx, `SELECT id, ts FROM journal WHERE account_id = ? AND device = ? AND msg_id = ? AND data_hash = ?`)
 	if err != nil {
 		return nil, err
 	}
 
-	ts := s.clock().Unix()
-	stored := map[engine.Identity]int64{} // rows of this batch
-	res := make([]engine.PutResult, len(batch))
-	for i, r := range batch {
-		var exists bool
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE id = ?)`, r.P.AccountID).Scan(&exists); err != nil {
-			return nil, err
-		}
-		if !exists {
-			res[i].Err = fmt.Errorf("litestore: journal put: account %d: %w", r.P.AccountID, store.ErrNotFound)
+	ts := max(s.clock().Unix(), s.lastTS)
+	s.lastTS = ts
+	b := engine.NewBatch(batch)
+	missing := map[int64]bool{}
+	for _, r := range b.Reqs {
+		id := r.P.AccountID
+		if _, ok := missing[id]; ok {
 			continue
 		}
-		ids := make([]int64, len(r.P.Items))
-		for j, it := range r.P.Items {
-			key := r.Key(j)
-			id, ok := stored[key]
-			if !ok {
-				err := insert.QueryRowContext(ctx, key.Account, key.Device, key.MsgID, it.Data, key.Hash[:], r.P.IP, ts).Scan(&id)
-				if errors.Is(err, sql.ErrNoRows) { // stored by an earlier put
-					err = lookup.QueryRowContext(ctx, key.Account, key.Device, key.MsgID, key.Hash[:]).Scan(&id)
-				}
-				if err != nil {
-					return nil, err
-				}
-				stored[key] = id
-			}
-			ids[j] = id
+		var exists bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE id = ?)`, id).Scan(&exists); err != nil {
+			return nil, err
 		}
-		res[i].IDs = ids
+		missing[id] = !exists
+	}
+	ids := make([]int64, len(b.Rows))
+	for k, r := range b.Rows {
+		if missing[r.Account] {
+			continue
+		}
+		if ids[k], err = w.put(ctx, r, ts); err != nil {
+			return nil, err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
-	return res, nil
+	return b.Results("litestore", ids, missing), nil
 }
 
-// journalWhere selects the rows of a JournalQuery in order; its arguments
-// come from queryArgs.
-const journalWhere = ` FROM journal
-	WHERE account_id = ? AND ts >= ? AND id > ? AND (? = '' OR device <> ?)
-	ORDER BY ts, id LIMIT ?`
+// rowWriter stores the rows of a flush in its transaction.
+type rowWriter struct {
+	tx             *sql.Tx
+	insert, lookup *sql.Stmt
+}
 
-func queryArgs(q store.JournalQuery) ([]any, error) {
-	if q.Limit <= 0 {
-		return nil, fmt.Errorf("limit %d is not positive", q.Limit)
+// put stores r with time ts and returns its id. A row stored before keeps
+// its id, unless it is expired: then put deletes it and stores r anew.
+func (w rowWriter) put(ctx context.Context, r engine.Row, ts int64) (int64, error) {
+	row := []any{r.Account, r.Device, r.MsgID, r.Data, r.Hash[:], r.IP, ts}
+	var id, stored int64
+	err := w.insert.QueryRowContext(ctx, row...).Scan(&id)
+	if !errors.Is(err, sql.ErrNoRows) {
+		return id, err
 	}
-	from := max(engine.CeilUnix(q.Since), engine.CeilUnix(q.AfterTime))
-	return []any{q.AccountID, from, q.AfterID, q.ExceptDevice, q.ExceptDevice, q.Limit}, nil
+	err = w.lookup.QueryRowContext(ctx, r.Account, r.Device, r.MsgID, r.Hash[:]).Scan(&id, &stored)
+	if err != nil || stored >= r.Cutoff {
+		return id, err
+	}
+	if _, err := w.tx.ExecContext(ctx, `DELETE FROM journal WHERE id = ?`, id); err != nil {
+		return 0, err
+	}
+	err = w.insert.QueryRowContext(ctx, row...).Scan(&id)
+	return id, err
 }
 
-// JournalList returns the rows that match q, ordered by time then id.
+// journalRows selects the rows that match a JournalQuery, in order. The
+// statements that use it take engine.QueryArgs, ?5 being the limit.
+const journalRows = ` FROM journal
+	WHERE account_id = ?1 AND ts >= ?2 AND id > ?3 AND (?4 = '' OR device <> ?4)
+	ORDER BY ts, id`
+
+// byteLimit is the LIMIT of a JournalList: the length of the longest run
+// of journalRows whose data takes at most ?6 bytes, or 1. When the whole
+// run up to the limit fits, as it mostly does, a plain sum shows it; only
+// otherwise does a running sum find where to stop. Both read only the sizes
+// of the data, which octet_length takes from the record headers without
+// loading the text.
+const byteLimit = `(SELECT CASE WHEN sum(size) <= ?6 THEN ?5 ELSE (
+	SELECT max(1, count(*)) FROM (
+		SELECT sum(size) OVER (ORDER BY ts, id ROWS UNBOUNDED PRECEDING) AS total FROM ` + dataSizes + `
+	) AS prefix WHERE total <= ?6
+) END FROM ` + dataSizes + `)`
+
+// dataSizes is the size in bytes of the data of each row of journalRows.
+const dataSizes = `(SELECT ts, id, octet_length(data) AS size` + journalRows + ` LIMIT ?5) AS sizes`
+
+// JournalList returns the rows that match q, ordered by time then id: the
+// longest run of them whose data fits in q.MaxBytes, or the first one.
 func (s *Store) JournalList(ctx context.Context, q store.JournalQuery) ([]store.JournalEntry, error) {
 	const op = "journal list"
-	args, err := queryArgs(q)
+	args, err := engine.QueryArgs(q)
 	if err != nil {
 		return nil, fmt.Errorf("litestore: %s: %w", op, err)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT id, account_id, device, msg_id, data, ip, ts`+journalWhere, args...)
+	args = append(args, engine.ByteCap(q))
+	rows, err := s.r.QueryContext(ctx, `SELECT id, account_id, device, msg_id, data, ip, ts`+journalRows+` LIMIT `+byteLimit, args...)
 	if err != nil {
 		return nil, s.wrap(op, err)
 	}
@@ -144,11 +175,11 @@ func (s *Store) JournalList(ctx context.Context, q store.JournalQuery) ([]store.
 // order of JournalList.
 func (s *Store) JournalSummary(ctx context.Context, q store.JournalQuery) ([]store.JournalStamp, error) {
 	const op = "journal summary"
-	args, err := queryArgs(q)
+	args, err := engine.QueryArgs(q)
 	if err != nil {
 		return nil, fmt.Errorf("litestore: %s: %w", op, err)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT id, ts`+journalWhere, args...)
+	rows, err := s.r.QueryContext(ctx, `SELECT id, ts`+journalRows+` LIMIT ?5`, args...)
 	if err != nil {
 		return nil, s.wrap(op, err)
 	}

@@ -57,6 +57,11 @@ type Store struct {
 	log    *slog.Logger
 	puts   *groupcommit.Group[engine.PutRequest, engine.PutResult]
 	closed atomic.Bool
+	// lastTS is the newest time stamped, or found in the journal at Open:
+	// puts never stamp an earlier one. After Open only flushPuts uses it,
+	// and group commit runs one flush at a time, passing the lead on under
+	// its mutex, which orders each flush after the one before.
+	lastTS int64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -112,9 +117,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// ready checks the journal mode and the schema, and migrates if asked to.
-// The writer connects first: it turns the file to WAL mode, which the
-// readers then find.
+// ready checks the journal mode and the schema, migrates if asked to, and
+// reads the newest time in the journal; it stops before that when
+// inspecting a file with migrations pending. The writer connects first: it
+// turns the file to WAL mode, which the readers then find.
 func (s *Store) ready(ctx context.Context, migrate, inspect bool) error {
 	var mode string
 	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
@@ -133,14 +139,19 @@ func (s *Store) ready(ctx context.Context, migrate, inspect bool) error {
 			pending++
 		}
 	}
-	if pending == 0 || inspect && !migrate {
-		return nil
+	if pending > 0 {
+		if inspect && !migrate {
+			return nil
+		}
+		if !migrate {
+			return fmt.Errorf("migrations pending: %d: %w", pending, store.ErrSchemaOld)
+		}
+		if _, err := s.migrateUp(ctx); err != nil {
+			return err
+		}
 	}
-	if !migrate {
-		return fmt.Errorf("migrations pending: %d: %w", pending, store.ErrSchemaOld)
-	}
-	_, err = s.migrateUp(ctx)
-	return err
+	// max(ts) reads one entry of index journal_ts.
+	return s.w.QueryRowContext(ctx, `SELECT coalesce(max(ts), 0) FROM journal`).Scan(&s.lastTS)
 }
 
 // dsn returns the driver's name for the file at the absolute path with the

@@ -24,6 +24,18 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	storetest.RunReopen(t, func(t *testing.T, clock store.Clock) store.Store {
+		s, err := litestore.Open(t.Context(), litestore.Options{Path: path, Clock: clock, Migrate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 // open opens the database at path and closes it when t ends.
 func open(t *testing.T, path string, migrate bool) (*litestore.Store, error) {
 	t.Helper()

@@ -21,7 +21,8 @@ const (
 )
 
 // JournalPut stores the items and returns their ids in input order, once
-// they are committed. Items already stored, or repeated, get the first id.
+// they are committed. Items already stored, unless expired, or repeated, get
+// the first id.
 func (s *Store) JournalPut(ctx context.Context, p store.JournalPutParams) ([]int64, error) {
 	const op = "journal put"
 	if err := s.checkOpen(op); err != nil {
@@ -41,15 +42,17 @@ func (s *Store) JournalPut(ctx context.Context, p store.JournalPutParams) ([]int
 	return res.IDs, res.Err
 }
 
-// flushPuts stores a batch of puts. The rows share one time, taken when the
-// flush starts: a node runs one flush at a time, so its ids and times grow
-// together. It reserves the ids, then loads the rows with COPY; if a row was
-// stored before or an account is missing, the COPY stores nothing and
-// insertPuts stores the batch instead, with the same ids, which no row took.
+// flushPuts stores a batch of puts. The rows share one time, the clock's
+// but never below the last one stamped: a node runs one flush at a time, so
+// its ids and times grow together even when its clock steps back. It
+// reserves the ids, then loads the rows with COPY; if a row was stored
+// before or an account is missing, the COPY stores nothing and insertPuts
+// stores the batch instead, with the same ids, which no row took.
 func (s *Store) flushPuts(ctx context.Context, batch []engine.PutRequest) ([]engine.PutResult, error) {
-	ts := s.clock().Unix()
+	ts := max(s.clock().Unix(), s.lastTS)
+	s.lastTS = ts
 	b := newPutBatch(batch)
-	rows, _ := s.pool.Query(ctx, reserveIDs, len(b.rows))
+	rows, _ := s.pool.Query(ctx, reserveIDs, len(b.Rows))
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
 		return nil, err
@@ -63,7 +66,7 @@ func (s *Store) flushPuts(ctx context.Context, batch []engine.PutRequest) ([]eng
 	if err != nil {
 		return nil, err
 	}
-	return b.results(ids, missing), nil
+	return b.Results("pgstore", ids, missing), nil
 }
 
 // reserveIDs takes $1 ids from the sequence of journal.id.
@@ -71,60 +74,21 @@ const reserveIDs = `SELECT nextval(seq) FROM CAST(pg_get_serial_sequence('journa
 
 // putBatch is a batch of puts reduced to its distinct rows.
 type putBatch struct {
-	reqs  []engine.PutRequest
-	rows  []putRow // in input order
-	slots [][]int  // row of each item, per request
+	*engine.Batch
 	// order lists the rows in engine.Identity order, the order in which they are
 	// written: two nodes that store some of the same rows at once then wait
 	// for each other in one direction only, and cannot deadlock.
 	order []int
 }
 
-// putRow is a distinct row of a batch.
-type putRow struct {
-	engine.Identity
-	data, ip string
-}
-
 func newPutBatch(reqs []engine.PutRequest) *putBatch {
-	b := &putBatch{reqs: reqs, slots: make([][]int, len(reqs))}
-	index := map[engine.Identity]int{} // row of each engine.Identity
-	for i, r := range reqs {
-		b.slots[i] = make([]int, len(r.P.Items))
-		for j, it := range r.P.Items {
-			key := r.Key(j)
-			k, ok := index[key]
-			if !ok {
-				k = len(b.rows)
-				b.rows = append(b.rows, putRow{key, it.Data, r.P.IP})
-				index[key] = k
-			}
-			b.slots[i][j] = k
-		}
-	}
-	b.order = make([]int, len(b.rows))
+	b := &putBatch{Batch: engine.NewBatch(reqs)}
+	b.order = make([]int, len(b.Rows))
 	for k := range b.order {
 		b.order[k] = k
 	}
-	slices.SortFunc(b.order, func(k, l int) int { return b.rows[k].Compare(b.rows[l].Identity) })
+	slices.SortFunc(b.order, func(k, l int) int { return b.Rows[k].Compare(b.Rows[l].Identity) })
 	return b
-}
-
-// results gives each request the ids of its rows, or ErrNotFound when its
-// account is missing.
-func (b *putBatch) results(ids []int64, missing map[int64]bool) []engine.PutResult {
-	res := make([]engine.PutResult, len(b.reqs))
-	for i, r := range b.reqs {
-		if missing[r.P.AccountID] {
-			res[i].Err = fmt.Errorf("pgstore: journal put: account %d: %w", r.P.AccountID, store.ErrNotFound)
-			continue
-		}
-		res[i].IDs = make([]int64, len(b.slots[i]))
-		for j, k := range b.slots[i] {
-			res[i].IDs[j] = ids[k]
-		}
-	}
-	return res
 }
 
 var journalColumns = []string{"id", "account_id", "device", "msg_id", "data", "data_hash", "ip", "ts"}
@@ -137,15 +101,16 @@ var journalColumns = []string{"id", "account_id", "device", "msg_id", "data", "d
 func (s *Store) copyPuts(ctx context.Context, b *putBatch, ids []int64, ts int64) error {
 	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"journal"}, journalColumns, pgx.CopyFromSlice(len(b.order), func(i int) ([]any, error) {
 		k := b.order[i]
-		r := &b.rows[k]
-		return []any{ids[k], r.Account, r.Device, r.MsgID, r.data, r.Hash[:], r.ip, ts}, nil
+		r := &b.Rows[k]
+		return []any{ids[k], r.Account, r.Device, r.MsgID, r.Data, r.Hash[:], r.IP, ts}, nil
 	}))
 	return err
 }
 
 // insertPuts stores the batch in one transaction that inserts with ON
 // CONFLICT DO NOTHING, and sets ids to the stored ids of the rows stored
-// before. It returns the accounts that are missing, whose rows it skips.
+// before, except expired ones, which it replaces. It returns the accounts
+// that are missing, whose rows it skips.
 func (s *Store) insertPuts(ctx context.Context, b *putBatch, ids []int64, ts int64) (map[int64]bool, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -155,8 +120,8 @@ func (s *Store) insertPuts(ctx context.Context, b *putBatch, ids []int64, ts int
 
 	// FOR KEY SHARE keeps the accounts found until the commit: a concurrent
 	// AccountDelete waits for it, then its cascade takes these rows too.
-	accounts := make([]int64, len(b.reqs))
-	for i, r := range b.reqs {
+	accounts := make([]int64, len(b.Reqs))
+	for i, r := range b.Reqs {
 		accounts[i] = r.P.AccountID
 	}
 	rows, _ := tx.Query(ctx, `SELECT id FROM accounts WHERE id = ANY($1) FOR KEY SHARE`, accounts)
@@ -171,12 +136,12 @@ func (s *Store) insertPuts(ctx context.Context, b *putBatch, ids []int64, ts int
 
 	var todo []int // rows of the accounts found, in engine.Identity order
 	for _, k := range b.order {
-		if !missing[b.rows[k].Account] {
+		if !missing[b.Rows[k].Account] {
 			todo = append(todo, k)
 		}
 	}
 	for chunk := range slices.Chunk(todo, insertChunk) {
-		if err := insertRows(ctx, tx, b.rows, chunk, ids, ts); err != nil {
+		if err := insertRows(ctx, tx, b.Rows, chunk, ids, ts); err != nil {
 			return nil, err
 		}
 	}
@@ -197,16 +162,17 @@ ORDER BY n
 ON CONFLICT (account_id, device, msg_id, data_hash) DO NOTHING
 RETURNING id`
 
-// lookupJournal returns the array index (from 1) and id of the stored rows
-// whose identities are passed as arrays.
+// lookupJournal returns the array index (from 1), id and time of the stored
+// rows whose identities are passed as arrays.
 const lookupJournal = `
-SELECT k.n, j.id
+SELECT k.n, j.id, j.ts
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY AS k (account_id, device, msg_id, data_hash, n)
 JOIN journal j USING (account_id, device, msg_id, data_hash)`
 
 // insertRows inserts the rows listed, indexes in all, with their ids and
-// time ts. For those stored before, it sets ids to the stored ids.
-func insertRows(ctx context.Context, tx pgx.Tx, all []putRow, list []int, ids []int64, ts int64) error {
+// time ts. For those stored before, it sets ids to the stored ids, unless
+// the stored row is expired: then it deletes that row and inserts anew.
+func insertRows(ctx context.Context, tx pgx.Tx, all []engine.Row, list []int, ids []int64, ts int64) error {
 	c := newColumns(all, list, ids)
 	// pgx reports a failed Query through the rows.
 	rows, _ := tx.Query(ctx, insertJournal, c.id, c.account, c.device, c.msgID, c.data, c.hash, c.ip, ts)
@@ -219,7 +185,6 @@ func insertRows(ctx context.Context, tx pgx.Tx, all []putRow, list []int, ids []
 	for _, k := range list {
 		if _, ok := slices.BinarySearch(inserted, ids[k]); !ok {
 			stored = append(stored, k)
-			ids[k] = 0
 		}
 	}
 	if len(stored) == 0 {
@@ -227,20 +192,38 @@ func insertRows(ctx context.Context, tx pgx.Tx, all []putRow, list []int, ids []
 	}
 	c = newColumns(all, stored, nil)
 	rows, _ = tx.Query(ctx, lookupJournal, c.account, c.device, c.msgID, c.hash)
-	var n, id int64
-	_, err = pgx.ForEachRow(rows, []any{&n, &id}, func() error {
-		ids[stored[n-1]] = id
+	type hit struct{ id, ts int64 }
+	hits := make([]hit, len(stored)) // zero if not found
+	var n, id, at int64
+	_, err = pgx.ForEachRow(rows, []any{&n, &id, &at}, func() error {
+		hits[n-1] = hit{id, at}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, k := range stored {
-		if ids[k] == 0 {
+	var expired []int // rows to insert anew, in the order of list
+	var old []int64   // ids of the expired rows they replace
+	for i, k := range stored {
+		switch h := hits[i]; {
+		case h.id == 0:
 			return fmt.Errorf("journal row %q of device %q neither inserted nor found", all[k].MsgID, all[k].Device)
+		case h.ts < all[k].Cutoff:
+			expired = append(expired, k)
+			old = append(old, h.id)
+		default:
+			ids[k] = h.id
 		}
 	}
-	return nil
+	if len(expired) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM journal WHERE id = ANY($1)`, old); err != nil {
+		return err
+	}
+	// The rows keep the ids reserved for them. If another node replaced one
+	// meanwhile, the insert skips it and the lookup finds that node's row.
+	return insertRows(ctx, tx, all, expired, ids, ts)
 }
 
 // columns holds rows as the arrays that unnest takes.
@@ -252,7 +235,7 @@ type columns struct {
 
 // newColumns returns the rows listed, indexes in all, with their ids
 // unless ids is nil.
-func newColumns(all []putRow, list []int, ids []int64) columns {
+func newColumns(all []engine.Row, list []int, ids []int64) columns {
 	var c columns
 	for _, k := range list {
 		r := &all[k]
@@ -262,35 +245,44 @@ func newColumns(all []putRow, list []int, ids []int64) columns {
 		c.account = append(c.account, r.Account)
 		c.device = append(c.device, r.Device)
 		c.msgID = append(c.msgID, r.MsgID)
-		c.data = append(c.data, r.data)
+		c.data = append(c.data, r.Data)
 		c.hash = append(c.hash, r.Hash[:])
-		c.ip = append(c.ip, r.ip)
+		c.ip = append(c.ip, r.IP)
 	}
 	return c
 }
 
-// journalWhere selects the rows of a JournalQuery in order; its arguments
-// come from queryArgs.
-const journalWhere = ` FROM journal
+// journalRows selects the rows that match a JournalQuery, in order. The
+// statements that use it take engine.QueryArgs, $5 being the limit.
+const journalRows = ` FROM journal
 	WHERE account_id = $1 AND ts >= $2 AND id > $3 AND ($4::text = '' OR device <> $4)
-	ORDER BY ts, id LIMIT $5`
+	ORDER BY ts, id`
 
-func queryArgs(q store.JournalQuery) ([]any, error) {
-	if q.Limit <= 0 {
-		return nil, fmt.Errorf("limit %d is not positive", q.Limit)
-	}
-	from := max(engine.CeilUnix(q.Since), engine.CeilUnix(q.AfterTime))
-	return []any{q.AccountID, from, q.AfterID, q.ExceptDevice, q.Limit}, nil
-}
+// byteLimit is the LIMIT of a JournalList: the length of the longest run
+// of journalRows whose data takes at most $6 bytes, or 1. When the whole
+// run up to the limit fits, as it mostly does, a plain sum shows it; only
+// otherwise does a running sum find where to stop. Both read only the sizes
+// of the data, which octet_length takes from the headers of TOASTed values,
+// and a sort the planner adds sorts sizes, not data.
+const byteLimit = `(SELECT CASE WHEN sum(size) <= $6 THEN $5 ELSE (
+	SELECT greatest(1, count(*)) FROM (
+		SELECT sum(size) OVER (ORDER BY ts, id ROWS UNBOUNDED PRECEDING) AS total FROM ` + dataSizes + `
+	) AS prefix WHERE total <= $6
+) END FROM ` + dataSizes + `)`
 
-// JournalList returns the rows that match q, ordered by time then id.
+// dataSizes is the size in bytes of the data of each row of journalRows.
+const dataSizes = `(SELECT ts, id, octet_length(data) AS size` + journalRows + ` LIMIT $5) AS sizes`
+
+// JournalList returns the rows that match q, ordered by time then id: the
+// longest run of them whose data fits in q.MaxBytes, or the first one.
 func (s *Store) JournalList(ctx context.Context, q store.JournalQuery) ([]store.JournalEntry, error) {
 	const op = "journal list"
-	args, err := queryArgs(q)
+	args, err := engine.QueryArgs(q)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: %s: %w", op, err)
 	}
-	rows, _ := s.pool.Query(ctx, `SELECT id, account_id, device, msg_id, data, ip, ts`+journalWhere, args...)
+	args = append(args, engine.ByteCap(q))
+	rows, _ := s.pool.Query(ctx, `SELECT id, account_id, device, msg_id, data, ip, ts`+journalRows+` LIMIT `+byteLimit, args...)
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.JournalEntry, error) {
 		var e store.JournalEntry
 		var ts int64
@@ -308,11 +300,11 @@ func (s *Store) JournalList(ctx context.Context, q store.JournalQuery) ([]store.
 // order of JournalList.
 func (s *Store) JournalSummary(ctx context.Context, q store.JournalQuery) ([]store.JournalStamp, error) {
 	const op = "journal summary"
-	args, err := queryArgs(q)
+	args, err := engine.QueryArgs(q)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: %s: %w", op, err)
 	}
-	rows, _ := s.pool.Query(ctx, `SELECT id, ts`+journalWhere, args...)
+	rows, _ := s.pool.Query(ctx, `SELECT id, ts`+journalRows+` LIMIT $5`, args...)
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.JournalStamp, error) {
 		var st store.JournalStamp
 		var ts int64

@@ -54,6 +54,11 @@ type Store struct {
 	log    *slog.Logger
 	puts   *groupcommit.Group[engine.PutRequest, engine.PutResult]
 	closed atomic.Bool
+	// lastTS is the newest time stamped, or found in the journal at Open:
+	// puts never stamp an earlier one. After Open only flushPuts uses it,
+	// and group commit runs one flush at a time, passing the lead on under
+	// its mutex, which orders each flush after the one before.
+	lastTS int64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -95,7 +100,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 }
 
 // ready checks the schema, which also proves that the database answers,
-// and migrates if asked to.
+// migrates if asked to, and reads the newest time in the journal; it stops
+// before that when inspecting a schema with migrations pending.
 func (s *Store) ready(ctx context.Context, migrate, inspect bool) error {
 	status, err := s.status(ctx)
 	if err != nil {
@@ -107,14 +113,19 @@ func (s *Store) ready(ctx context.Context, migrate, inspect bool) error {
 			pending++
 		}
 	}
-	if pending == 0 || inspect && !migrate {
-		return nil
+	if pending > 0 {
+		if inspect && !migrate {
+			return nil
+		}
+		if !migrate {
+			return fmt.Errorf("migrations pending: %d: %w", pending, store.ErrSchemaOld)
+		}
+		if _, err := s.migrateUp(ctx); err != nil {
+			return err
+		}
 	}
-	if !migrate {
-		return fmt.Errorf("migrations pending: %d: %w", pending, store.ErrSchemaOld)
-	}
-	_, err = s.migrateUp(ctx)
-	return err
+	// max(ts) reads one entry of index journal_ts.
+	return s.pool.QueryRow(ctx, `SELECT coalesce(max(ts), 0) FROM journal`).Scan(&s.lastTS)
 }
 
 // Ping reports whether the database answers.

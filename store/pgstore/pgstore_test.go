@@ -28,6 +28,19 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestReopen(t *testing.T) {
+	opts := pgtest.Options(t)
+	opts.Migrate = true
+	storetest.RunReopen(t, func(t *testing.T, clock store.Clock) store.Store {
+		opts.Clock = clock
+		s, err := open(t, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
 func BenchmarkJournalPut(b *testing.B) {
 	storetest.BenchJournalPut(b, pgtest.Open(b, nil))
 }
@@ -286,6 +299,78 @@ func TestJournalPutAccountDelete(t *testing.T) {
 		}
 		if len(rows) != tt.want {
 			t.Errorf("account %s holds %d rows, want %d", tt.a.User, len(rows), tt.want)
+		}
+	}
+}
+
+// TestJournalPutNodesExpired runs two nodes whose writers all offer, at
+// once, items identical to expired rows: each row must be replaced once,
+// and every writer must get the id of the new row.
+func TestJournalPutNodesExpired(t *testing.T) {
+	t.Parallel()
+	opts := pgtest.Options(t)
+	opts.Migrate = true
+	clock := storetest.NewClock(time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC))
+	opts.Clock = clock.Now
+	var nodes [2]*pgstore.Store
+	for i := range nodes {
+		s, err := open(t, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = s
+	}
+	a := store.Account{User: "alice", Domain: "example.com"}
+	if err := nodes[0].AccountCreate(t.Context(), &a); err != nil {
+		t.Fatal(err)
+	}
+	const writers, items = 16, 50
+	p := store.JournalPutParams{AccountID: a.ID, Device: "d1"}
+	for i := range items {
+		p.Items = append(p.Items, store.JournalItem{MsgID: fmt.Sprint(i), Data: "x"})
+	}
+	old, err := nodes[0].JournalPut(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour)
+	since := clock.Now().Add(-time.Minute)
+
+	var mu sync.Mutex
+	ids := map[string]int64{} // by msgid
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			q := store.JournalPutParams{AccountID: a.ID, Device: "d1", Since: since}
+			for _, i := range rand.New(rand.NewPCG(uint64(w), 2)).Perm(items) {
+				q.Items = append(q.Items, p.Items[i])
+			}
+			got, err := nodes[w%2].JournalPut(t.Context(), q)
+			if err != nil {
+				t.Errorf("writer %d: JournalPut: %v", w, err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for i, it := range q.Items {
+				if prev, ok := ids[it.MsgID]; ok && prev != got[i] {
+					t.Errorf("writer %d: %s got id %d, another writer %d", w, it.MsgID, got[i], prev)
+				}
+				ids[it.MsgID] = got[i]
+			}
+		})
+	}
+	wg.Wait()
+	rows, err := nodes[1].JournalList(t.Context(), store.JournalQuery{AccountID: a.ID, Limit: 2 * items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != items {
+		t.Errorf("%d rows stored, want %d", len(rows), items)
+	}
+	for _, r := range rows {
+		if ids[r.MsgID] != r.ID || slices.Contains(old, r.ID) {
+			t.Errorf("row %d holds %s, whose id is %d; the expired rows were %v", r.ID, r.MsgID, ids[r.MsgID], old)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"cmp"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -294,6 +295,160 @@ func testJournalPut(t *testing.T, open opener) {
 		wg.Wait()
 		if rows := listAll(t, s, a.ID); len(rows) != writers/2 {
 			t.Errorf("%d rows stored, want %d", len(rows), writers/2)
+		}
+	})
+
+	// An item identical to an expired row is stored anew: the expired row
+	// would never be returned.
+	t.Run("Expired", func(t *testing.T) {
+		t.Parallel()
+		t0 := start().Truncate(time.Second)
+		tests := []struct {
+			name  string
+			since time.Time
+			anew  bool
+		}{
+			{"zero since", time.Time{}, false},
+			{"since the row's second", t0, false},
+			{"since inside the row's second", t0.Add(time.Nanosecond), true},
+			{"since after the row", t0.Add(5 * time.Second), true},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				s, clock := setup(t, open)
+				a := mustAccount(t, s, "alice", "example.com")
+				old := put(t, s, a.ID, "d1", "old")[0]
+				clock.Advance(10 * time.Second)
+				fresh := put(t, s, a.ID, "d1", "fresh")[0]
+				p := store.JournalPutParams{AccountID: a.ID, Device: "d1", IP: "192.0.2.1", Since: tt.since,
+					Items: []store.JournalItem{{MsgID: "old", Data: "data of old"}, {MsgID: "fresh", Data: "data of fresh"}}}
+				got := mustPut(t, s, p)
+				if got[1] != fresh {
+					t.Errorf("fresh row: id %d, want %d as before", got[1], fresh)
+				}
+				entry := func(id int64, msgID string, ts time.Time) store.JournalEntry {
+					return store.JournalEntry{ID: id, AccountID: a.ID, Device: "d1", MsgID: msgID, Data: "data of " + msgID, IP: "192.0.2.1", Time: ts}
+				}
+				want := []store.JournalEntry{entry(old, "old", t0), entry(fresh, "fresh", t0.Add(10*time.Second))}
+				if tt.anew {
+					if got[0] <= fresh {
+						t.Errorf("expired row: id %d, want a new id above %d", got[0], fresh)
+					}
+					want = []store.JournalEntry{want[1], entry(got[0], "old", t0.Add(10*time.Second))}
+				} else if got[0] != old {
+					t.Errorf("row not expired: id %d, want %d as before", got[0], old)
+				}
+				checkEntries(t, listAll(t, s, a.ID), want)
+				if again := mustPut(t, s, p); !slices.Equal(again, got) {
+					t.Errorf("retry got ids %v, want %v", again, got)
+				}
+			})
+		}
+	})
+
+	// Puts that share a commit may have different Since: none may be given
+	// a row that is expired for it.
+	t.Run("ConcurrentExpired", func(t *testing.T) {
+		t.Parallel()
+		s, clock := setup(t, open)
+		a := mustAccount(t, s, "alice", "example.com")
+		item := []store.JournalItem{{MsgID: "m", Data: "x"}}
+		old := mustPut(t, s, store.JournalPutParams{AccountID: a.ID, Device: "d1", Items: item})[0]
+		clock.Advance(10 * time.Second)
+		const writers = 16
+		got := make([]int64, writers)
+		ready := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				<-ready
+				p := store.JournalPutParams{AccountID: a.ID, Device: "d1", Items: item}
+				if w%2 == 1 {
+					p.Since = clock.Now().Add(-5 * time.Second)
+				}
+				ids, err := s.JournalPut(t.Context(), p)
+				if err != nil {
+					t.Errorf("writer %d: JournalPut: %v", w, err)
+					return
+				}
+				got[w] = ids[0]
+			})
+		}
+		close(ready)
+		wg.Wait()
+		rows := listAll(t, s, a.ID)
+		if len(rows) != 1 || rows[0].ID == old {
+			t.Fatalf("rows %v, want one that replaced row %d", brief(rows), old)
+		}
+		for w, id := range got {
+			if id != rows[0].ID && (w%2 == 1 || id != old) {
+				t.Errorf("writer %d (since set: %t) got id %d, want %d", w, w%2 == 1, id, rows[0].ID)
+			}
+		}
+	})
+
+	// Times never go back, even when the clock does: a client that saw a
+	// time asks only for rows from that second on.
+	t.Run("ClockBack", func(t *testing.T) {
+		t.Parallel()
+		s, clock := setup(t, open)
+		a := mustAccount(t, s, "alice", "example.com")
+		t0 := start().Truncate(time.Second)
+		steps := []struct {
+			advance time.Duration
+			want    time.Time
+		}{
+			{0, t0},
+			{-time.Hour, t0},
+			{time.Hour - time.Second, t0}, // still a second behind
+			{2 * time.Second, t0.Add(time.Second)},
+		}
+		var want []store.JournalEntry
+		for i, st := range steps {
+			clock.Advance(st.advance)
+			m := fmt.Sprintf("m%d", i)
+			id := put(t, s, a.ID, "d1", m)[0]
+			want = append(want, store.JournalEntry{ID: id, AccountID: a.ID, Device: "d1", MsgID: m, Data: "data of " + m, IP: "192.0.2.1", Time: st.want})
+		}
+		checkEntries(t, listAll(t, s, a.ID), want)
+	})
+
+	// Concurrent puts while the clock steps back and forth: in id order,
+	// times must not decrease.
+	t.Run("ClockBackConcurrent", func(t *testing.T) {
+		t.Parallel()
+		s, clock := setup(t, open)
+		a := mustAccount(t, s, "alice", "example.com")
+		const writers, calls = 8, 10
+		ready := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			<-ready
+			for i := range writers * calls {
+				clock.Advance(time.Duration(1-2*(i%2)) * time.Duration(i) * time.Second)
+			}
+		})
+		for w := range writers {
+			wg.Go(func() {
+				<-ready
+				for c := range calls {
+					if _, err := s.JournalPut(t.Context(), store.JournalPutParams{AccountID: a.ID, Device: "d1",
+						Items: []store.JournalItem{{MsgID: fmt.Sprintf("w%d-c%d", w, c), Data: "x"}}}); err != nil {
+						t.Errorf("writer %d: JournalPut: %v", w, err)
+						return
+					}
+				}
+			})
+		}
+		close(ready)
+		wg.Wait()
+		rows := listAll(t, s, a.ID)
+		if len(rows) != writers*calls {
+			t.Fatalf("%d rows stored, want %d", len(rows), writers*calls)
+		}
+		if !slices.IsSortedFunc(rows, func(a, b store.JournalEntry) int { return cmp.Compare(a.ID, b.ID) }) {
+			t.Errorf("rows in time order are not in id order: %v", brief(rows))
 		}
 	})
 

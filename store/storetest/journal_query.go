@@ -2,17 +2,17 @@ package storetest
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cairn-chat/cairn/store"
 )
 
-// queryFixture holds rows of alice (devices d1 and d2) and bob whose times do
-// not follow their ids, because the clock steps back before m6 is put:
+// queryFixture holds rows of alice (devices d1 and d2) and bob, in id order:
 //
-//	id order:   m1 m2 m3 m4 m5 b1 m6
-//	time order: m1 m2 (t0), m3 (t0+1s), m6 (t0+5s), m4 m5 (t0+10s), b1 (t0+20s)
+//	m1 (d1), m2 (d2) at t0; m3 (d1) at t0+1s; m4 (d1), b1 at t0+5s;
+//	m5, m6 (d2) at t0+10s
 type queryFixture struct {
 	alice, bob store.Account
 	t0         time.Time // whole second
@@ -40,12 +40,11 @@ func newQueryFixture(t *testing.T, s store.Store, clock *Clock) *queryFixture {
 	add(f.alice, "d2", "m2")
 	clock.Advance(time.Second)
 	add(f.alice, "d1", "m3")
-	clock.Advance(9 * time.Second)
-	add(f.alice, "d2", "m4", "m5")
-	clock.Advance(10 * time.Second)
+	clock.Advance(4 * time.Second)
+	add(f.alice, "d1", "m4")
 	add(f.bob, "d1", "b1")
-	clock.Advance(-15 * time.Second)
-	add(f.alice, "d1", "m6")
+	clock.Advance(5 * time.Second)
+	add(f.alice, "d2", "m5", "m6")
 	return f
 }
 
@@ -72,24 +71,27 @@ func testJournalQuery(t *testing.T, open opener) {
 		q    store.JournalQuery
 		want []string
 	}{
-		{"all, by time then id", store.JournalQuery{}, []string{"m1", "m2", "m3", "m6", "m4", "m5"}},
+		{"all, by time then id", store.JournalQuery{}, []string{"m1", "m2", "m3", "m4", "m5", "m6"}},
 		{"other account", store.JournalQuery{AccountID: f.bob.ID}, []string{"b1"}},
 		{"unknown account", store.JournalQuery{AccountID: f.bob.ID + 1000}, nil},
-		{"since a whole second", store.JournalQuery{Since: f.sec(1)}, []string{"m3", "m6", "m4", "m5"}},
-		{"since inside a second", store.JournalQuery{Since: f.sec(1).Add(time.Nanosecond)}, []string{"m6", "m4", "m5"}},
-		{"since just before a second", store.JournalQuery{Since: f.sec(1).Add(-time.Nanosecond)}, []string{"m3", "m6", "m4", "m5"}},
+		{"since a whole second", store.JournalQuery{Since: f.sec(1)}, []string{"m3", "m4", "m5", "m6"}},
+		{"since inside a second", store.JournalQuery{Since: f.sec(1).Add(time.Nanosecond)}, []string{"m4", "m5", "m6"}},
+		{"since just before a second", store.JournalQuery{Since: f.sec(1).Add(-time.Nanosecond)}, []string{"m3", "m4", "m5", "m6"}},
 		{"since in the future", store.JournalQuery{Since: f.sec(60)}, nil},
-		{"except device", store.JournalQuery{ExceptDevice: "d1"}, []string{"m2", "m4", "m5"}},
-		{"except unknown device", store.JournalQuery{ExceptDevice: "d9"}, []string{"m1", "m2", "m3", "m6", "m4", "m5"}},
-		{"after id", store.JournalQuery{AfterID: id("m3")}, []string{"m6", "m4", "m5"}},
+		{"except device", store.JournalQuery{ExceptDevice: "d1"}, []string{"m2", "m5", "m6"}},
+		{"except unknown device", store.JournalQuery{ExceptDevice: "d9"}, []string{"m1", "m2", "m3", "m4", "m5", "m6"}},
+		{"after id", store.JournalQuery{AfterID: id("m3")}, []string{"m4", "m5", "m6"}},
+		{"after an id of another account", store.JournalQuery{AfterID: id("b1")}, []string{"m5", "m6"}},
 		{"after the newest id", store.JournalQuery{AfterID: id("m6")}, nil},
-		{"after time is inclusive", store.JournalQuery{AfterTime: f.sec(5)}, []string{"m6", "m4", "m5"}},
-		{"after time inside a second", store.JournalQuery{AfterTime: f.sec(5).Add(500 * time.Millisecond)}, []string{"m4", "m5"}},
-		{"since later than after time", store.JournalQuery{Since: f.sec(10), AfterTime: f.sec(1)}, []string{"m4", "m5"}},
-		{"after time later than since", store.JournalQuery{Since: f.sec(1), AfterTime: f.sec(10)}, []string{"m4", "m5"}},
-		{"after id and after time", store.JournalQuery{AfterID: id("m4"), AfterTime: f.sec(1)}, []string{"m6", "m5"}},
-		{"every filter", store.JournalQuery{Since: f.sec(1), ExceptDevice: "d2", AfterID: id("m1"), AfterTime: f.sec(1)}, []string{"m3", "m6"}},
+		{"after time is inclusive", store.JournalQuery{AfterTime: f.sec(5)}, []string{"m4", "m5", "m6"}},
+		{"after time inside a second", store.JournalQuery{AfterTime: f.sec(5).Add(500 * time.Millisecond)}, []string{"m5", "m6"}},
+		{"since later than after time", store.JournalQuery{Since: f.sec(10), AfterTime: f.sec(1)}, []string{"m5", "m6"}},
+		{"after time later than since", store.JournalQuery{Since: f.sec(1), AfterTime: f.sec(10)}, []string{"m5", "m6"}},
+		{"after id inside the after time second", store.JournalQuery{AfterID: id("m5"), AfterTime: f.sec(10)}, []string{"m6"}},
+		{"after id before the after time", store.JournalQuery{AfterID: id("m1"), AfterTime: f.sec(5)}, []string{"m4", "m5", "m6"}},
+		{"every filter", store.JournalQuery{Since: f.sec(1), ExceptDevice: "d2", AfterID: id("m1"), AfterTime: f.sec(1)}, []string{"m3", "m4"}},
 		{"limit", store.JournalQuery{Limit: 2}, []string{"m1", "m2"}},
+		{"limit inside a second", store.JournalQuery{AfterTime: f.sec(10), Limit: 1}, []string{"m5"}},
 		{"limit after filters", store.JournalQuery{ExceptDevice: "d2", Limit: 2}, []string{"m1", "m3"}},
 		{"limit above the rows", store.JournalQuery{AccountID: f.bob.ID, Limit: 5}, []string{"b1"}},
 	}
@@ -132,5 +134,89 @@ func testJournalQuery(t *testing.T, open opener) {
 		if _, err := s.JournalSummary(t.Context(), q); err == nil {
 			t.Errorf("JournalSummary with limit %d succeeded, want an error", limit)
 		}
+	}
+}
+
+// testJournalMaxBytes checks that JournalList returns the longest run of
+// rows whose data fits in MaxBytes, counted in bytes, or else the first row,
+// and that JournalSummary ignores MaxBytes.
+func testJournalMaxBytes(t *testing.T, open opener) {
+	t.Parallel()
+	s, _ := setup(t, open)
+	alice, bob := mustAccount(t, s, "alice", "example.com"), mustAccount(t, s, "bob", "example.com")
+	// In bytes (characters): x 1000 (1000), r1 100 (50), r2 40 (10),
+	// r3 90 (30); e1 0, e2 6 (3).
+	ids := map[string]int64{}
+	for _, r := range []struct {
+		a                   store.Account
+		device, msgID, data string
+	}{
+		{alice, "d2", "x", strings.Repeat("x", 1000)},
+		{alice, "d1", "r1", strings.Repeat("é", 50)},
+		{alice, "d1", "r2", strings.Repeat("🙂", 10)},
+		{alice, "d1", "r3", strings.Repeat("✓", 30)},
+		{bob, "d1", "e1", ""},
+		{bob, "d1", "e2", "ééé"},
+	} {
+		p := store.JournalPutParams{AccountID: r.a.ID, Device: r.device, Items: []store.JournalItem{{MsgID: r.msgID, Data: r.data}}}
+		ids[r.msgID] = mustPut(t, s, p)[0]
+	}
+	// AccountID defaults to alice's, ExceptDevice to "d2" and Limit to 100.
+	tests := []struct {
+		name string
+		q    store.JournalQuery
+		want []string
+	}{
+		{"no cap", store.JournalQuery{}, []string{"r1", "r2", "r3"}},
+		{"negative: no cap", store.JournalQuery{MaxBytes: -1}, []string{"r1", "r2", "r3"}},
+		{"cap below the first row", store.JournalQuery{MaxBytes: 1}, []string{"r1"}},
+		{"cap of the first row", store.JournalQuery{MaxBytes: 100}, []string{"r1"}},
+		{"cap below two rows in bytes, not characters", store.JournalQuery{MaxBytes: 139}, []string{"r1"}},
+		{"cap of two rows", store.JournalQuery{MaxBytes: 140}, []string{"r1", "r2"}},
+		{"cap below three rows in bytes, not characters", store.JournalQuery{MaxBytes: 229}, []string{"r1", "r2"}},
+		{"cap of three rows", store.JournalQuery{MaxBytes: 230}, []string{"r1", "r2", "r3"}},
+		{"cap above every row", store.JournalQuery{MaxBytes: 1 << 40}, []string{"r1", "r2", "r3"}},
+		{"cap below a large first row", store.JournalQuery{ExceptDevice: "d9", MaxBytes: 999}, []string{"x"}},
+		{"cap counts only rows that match", store.JournalQuery{ExceptDevice: "d9", MaxBytes: 1140}, []string{"x", "r1", "r2"}},
+		{"cap counts from the first row returned", store.JournalQuery{AfterID: ids["r1"], MaxBytes: 130}, []string{"r2", "r3"}},
+		{"cap below two rows after an id", store.JournalQuery{AfterID: ids["r1"], MaxBytes: 129}, []string{"r2"}},
+		{"limit within the cap", store.JournalQuery{Limit: 2, MaxBytes: 1 << 20}, []string{"r1", "r2"}},
+		{"empty first row", store.JournalQuery{AccountID: bob.ID, MaxBytes: 1}, []string{"e1"}},
+		{"empty first row and one more", store.JournalQuery{AccountID: bob.ID, MaxBytes: 6}, []string{"e1", "e2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := tt.q
+			if q.AccountID == 0 {
+				q.AccountID = alice.ID
+			}
+			if q.ExceptDevice == "" {
+				q.ExceptDevice = "d2"
+			}
+			if q.Limit == 0 {
+				q.Limit = 100
+			}
+			rows, err := s.JournalList(t.Context(), q)
+			if err != nil {
+				t.Fatalf("JournalList: %v", err)
+			}
+			if got := msgIDs(rows); !slices.Equal(got, tt.want) {
+				t.Errorf("JournalList = %v, want %v", got, tt.want)
+			}
+
+			uncapped := q
+			uncapped.MaxBytes = 0
+			all, err := s.JournalList(t.Context(), uncapped)
+			if err != nil {
+				t.Fatalf("JournalList: %v", err)
+			}
+			stamps, err := s.JournalSummary(t.Context(), q)
+			if err != nil {
+				t.Fatalf("JournalSummary: %v", err)
+			}
+			if len(stamps) != len(all) {
+				t.Errorf("JournalSummary holds %d rows, want %d: it must ignore MaxBytes", len(stamps), len(all))
+			}
+		})
 	}
 }

@@ -25,9 +25,34 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 	t.Run("Account", func(t *testing.T) { testAccounts(t, open) })
 	t.Run("JournalPut", func(t *testing.T) { testJournalPut(t, open) })
 	t.Run("JournalQuery", func(t *testing.T) { testJournalQuery(t, open) })
+	t.Run("JournalMaxBytes", func(t *testing.T) { testJournalMaxBytes(t, open) })
 	t.Run("JournalDelete", func(t *testing.T) { testJournalDelete(t, open) })
 	t.Run("JournalPurge", func(t *testing.T) { testJournalPurge(t, open) })
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, open) })
+}
+
+// RunReopen runs the tests that close a store and open it again. open must
+// open the same database each time, migrated, with rows stamped by clock,
+// and close it when t ends (ignoring ErrClosed).
+func RunReopen(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
+	// Times never go back, even across a restart with a clock behind the data.
+	t.Run("ClockBehindData", func(t *testing.T) {
+		clock := NewClock(start())
+		s := open(t, clock.Now)
+		a := mustAccount(t, s, "alice", "example.com")
+		first := put(t, s, a.ID, "d1", "m1")[0]
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		clock.Advance(-time.Hour)
+		s = open(t, clock.Now)
+		second := put(t, s, a.ID, "d1", "m2")[0]
+		t0 := start().Truncate(time.Second)
+		checkEntries(t, listAll(t, s, a.ID), []store.JournalEntry{
+			{ID: first, AccountID: a.ID, Device: "d1", MsgID: "m1", Data: "data of m1", IP: "192.0.2.1", Time: t0},
+			{ID: second, AccountID: a.ID, Device: "d1", MsgID: "m2", Data: "data of m2", IP: "192.0.2.1", Time: t0},
+		})
+	})
 }
 
 // start is where every test's clock begins. Its fractional second shows

@@ -1,7 +1,7 @@
 // Package engine holds what the SQL engines share beyond their SQL: the
 // checks both apply to input so that they accept exactly the same, the
-// natural key of a journal row, and the put request that group commit
-// carries.
+// natural key of a journal row, the put request that group commit carries
+// and the batch a flush reduces it to, and the parameters of a journal query.
 package engine
 
 import (
@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -92,4 +93,81 @@ type PutResult struct {
 func (a Identity) Compare(b Identity) int {
 	return cmp.Or(cmp.Compare(a.Account, b.Account), strings.Compare(a.Device, b.Device),
 		strings.Compare(a.MsgID, b.MsgID), bytes.Compare(a.Hash[:], b.Hash[:]))
+}
+
+// Batch is the requests of one flush reduced to their distinct rows.
+type Batch struct {
+	Reqs  []PutRequest
+	Rows  []Row   // in input order
+	Slots [][]int // row of each item, per request
+}
+
+// Row is a distinct row of a Batch, with the data and IP of its first item.
+// Cutoff is the latest CeilUnix(Since) of the requests that carry the row
+// (a zero Since gives one below every row): a row stored before whose ts is
+// below it is expired for one of them, so it is replaced for all of them,
+// and they all get the new id.
+type Row struct {
+	Identity
+	Data, IP string
+	Cutoff   int64
+}
+
+// NewBatch reduces reqs to their distinct rows.
+func NewBatch(reqs []PutRequest) *Batch {
+	b := &Batch{Reqs: reqs, Slots: make([][]int, len(reqs))}
+	index := map[Identity]int{} // row of each Identity
+	for i, r := range reqs {
+		cutoff := CeilUnix(r.P.Since)
+		b.Slots[i] = make([]int, len(r.P.Items))
+		for j, it := range r.P.Items {
+			key := r.Key(j)
+			k, ok := index[key]
+			if !ok {
+				k = len(b.Rows)
+				b.Rows = append(b.Rows, Row{Identity: key, Data: it.Data, IP: r.P.IP, Cutoff: cutoff})
+				index[key] = k
+			}
+			b.Rows[k].Cutoff = max(b.Rows[k].Cutoff, cutoff)
+			b.Slots[i][j] = k
+		}
+	}
+	return b
+}
+
+// Results gives each request the ids of its rows, ids[k] being that of row
+// k, or, when its account is missing, ErrNotFound prefixed with the engine's
+// package name pkg.
+func (b *Batch) Results(pkg string, ids []int64, missing map[int64]bool) []PutResult {
+	res := make([]PutResult, len(b.Reqs))
+	for i, r := range b.Reqs {
+		if missing[r.P.AccountID] {
+			res[i].Err = fmt.Errorf("%s: journal put: account %d: %w", pkg, r.P.AccountID, store.ErrNotFound)
+			continue
+		}
+		res[i].IDs = make([]int64, len(b.Slots[i]))
+		for j, k := range b.Slots[i] {
+			res[i].IDs[j] = ids[k]
+		}
+	}
+	return res
+}
+
+// QueryArgs returns the parameters of q's filters and limit, numbered from 1
+// in both engines' SQL: account, first second, after id, except device, limit.
+func QueryArgs(q store.JournalQuery) ([]any, error) {
+	if q.Limit <= 0 {
+		return nil, fmt.Errorf("limit %d is not positive", q.Limit)
+	}
+	from := max(CeilUnix(q.Since), CeilUnix(q.AfterTime))
+	return []any{q.AccountID, from, q.AfterID, q.ExceptDevice, q.Limit}, nil
+}
+
+// ByteCap returns q.MaxBytes, or the largest int64, which no total of data
+// reaches, when q sets no cap.
+func ByteCap(q store.JournalQuery) int64 {
+	if q.MaxBytes <= 0 {
+		return math.MaxInt64
+	}
+	return q.MaxBytes
 }

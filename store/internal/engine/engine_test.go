@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -46,5 +48,41 @@ func TestNewPutRequest(t *testing.T) {
 		if _, err := NewPutRequest(bad); err == nil {
 			t.Errorf("NewPutRequest(%+v) accepted text PostgreSQL would refuse", bad)
 		}
+	}
+}
+
+// TestNewBatch checks that a batch keeps one row per identity, whose cutoff
+// is the latest of the requests that carry it, and that each request gets
+// the ids of its own rows.
+func TestNewBatch(t *testing.T) {
+	t.Parallel()
+	since := time.Unix(100, 1)
+	var reqs []PutRequest
+	for _, p := range []store.JournalPutParams{
+		{AccountID: 1, Device: "d", Items: []store.JournalItem{{MsgID: "a", Data: "x"}, {MsgID: "b", Data: "x"}}},
+		{AccountID: 1, Device: "d", Since: since, Items: []store.JournalItem{{MsgID: "b", Data: "x"}, {MsgID: "a", Data: "x"}}},
+		{AccountID: 2, Device: "d", Items: []store.JournalItem{{MsgID: "a", Data: "x"}}},
+	} {
+		r, err := NewPutRequest(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs = append(reqs, r)
+	}
+	b := NewBatch(reqs)
+	if len(b.Rows) != 3 {
+		t.Fatalf("%d rows, want 3", len(b.Rows))
+	}
+	for k, want := range []int64{101, 101, CeilUnix(time.Time{})} {
+		if got := b.Rows[k].Cutoff; got != want {
+			t.Errorf("row %d (%s of account %d): cutoff %d, want %d", k, b.Rows[k].MsgID, b.Rows[k].Account, got, want)
+		}
+	}
+	res := b.Results("test", []int64{10, 11, 12}, map[int64]bool{2: true})
+	if !slices.Equal(res[0].IDs, []int64{10, 11}) || !slices.Equal(res[1].IDs, []int64{11, 10}) || res[0].Err != nil || res[1].Err != nil {
+		t.Errorf("results of account 1: %+v, %+v; want ids [10 11] and [11 10]", res[0], res[1])
+	}
+	if !errors.Is(res[2].Err, store.ErrNotFound) || res[2].IDs != nil {
+		t.Errorf("result of the missing account: %+v, want ErrNotFound", res[2])
 	}
 }

@@ -133,3 +133,32 @@ func TestStoreFailureDropsConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestCompleteSummary checks when a get's rows may stand for its summary:
+// only when the byte cap did not cut them short.
+func TestCompleteSummary(t *testing.T) {
+	t.Parallel()
+	h := &Handler{cfg: Config{MaxEntry: 1 << 20}}
+	rows := func(n, size int) []store.JournalEntry {
+		out := make([]store.JournalEntry, n)
+		for i := range out {
+			out[i].Data = strings.Repeat("x", size)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name string
+		rows []store.JournalEntry
+		want bool
+	}{
+		{"no rows", nil, true},
+		{"small rows", rows(10, 700), true},
+		{"the row limit reached", rows(maxRows, 700), true},
+		{"near the byte cap", rows(32, 1<<20), false},
+		{"room for one more entry", rows(31, 1<<20), true},
+	} {
+		if got := h.complete(tt.rows); got != tt.want {
+			t.Errorf("%s: complete = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

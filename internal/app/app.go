@@ -141,20 +141,22 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 }
 
 func (n *Node) tlsConfig() (*tls.Config, error) {
-	var cert tls.Certificate
-	var err error
 	if n.cfg.HTTP.CertFile != "" {
-		cert, err = tlsutil.Load(n.cfg.HTTP.CertFile, n.cfg.HTTP.KeyFile)
-	} else {
-		dir := filepath.Join(n.cfg.DataDir, "tls")
-		var generated bool
-		cert, generated, err = tlsutil.SelfSigned(dir, n.now())
-		if generated {
-			n.log.Warn("generated a self-signed TLS certificate; set http.cert_file and http.key_file for production", "dir", dir)
+		r, err := tlsutil.NewReloader(n.cfg.HTTP.CertFile, n.cfg.HTTP.KeyFile, func(err error) {
+			n.log.Error("TLS certificate not reloaded; the previous one stays in use", "err", err)
+		})
+		if err != nil {
+			return nil, err
 		}
+		return &tls.Config{GetCertificate: r.GetCertificate, MinVersion: tls.VersionTLS12}, nil
 	}
+	dir := filepath.Join(n.cfg.DataDir, "tls")
+	cert, generated, err := tlsutil.SelfSigned(dir, n.now())
 	if err != nil {
 		return nil, err
+	}
+	if generated {
+		n.log.Warn("generated a self-signed TLS certificate; set http.cert_file and http.key_file for production", "dir", dir)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }

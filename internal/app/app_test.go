@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/cairn-chat/cairn/internal/app"
 	"github.com/cairn-chat/cairn/internal/app/apptest"
 	"github.com/cairn-chat/cairn/internal/config"
+	"github.com/cairn-chat/cairn/internal/tlsutil"
 	"github.com/cairn-chat/cairn/store"
 )
 
@@ -94,5 +96,26 @@ func TestHealthz(t *testing.T) {
 	if resp, err := s.HTTP.Get(s.HTTPURL + "/healthz"); err == nil {
 		resp.Body.Close()
 		t.Fatal("healthz answered after Stop")
+	}
+}
+
+// TestConfiguredCertificate checks HTTPS with http.cert_file and
+// http.key_file set, which are served through the reloader.
+func TestConfiguredCertificate(t *testing.T) {
+	t.Parallel()
+	s := apptest.Start(t, apptest.Engines[0], func(c *config.Config) {
+		dir := filepath.Join(c.DataDir, "tls") // where apptest's client looks for the CA
+		if _, _, err := tlsutil.SelfSigned(dir, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		c.HTTP.CertFile, c.HTTP.KeyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	})
+	resp, err := s.HTTPS.Get(s.HTTPSURL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz over HTTPS = %d", resp.StatusCode)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -27,13 +28,76 @@ const (
 	renewBefore        = 7 * 24 * time.Hour
 )
 
-// Load reads the PEM certificate and key at certFile and keyFile.
-func Load(certFile, keyFile string) (tls.Certificate, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return cert, fmt.Errorf("tlsutil: %w", err)
+// reloadCheck is how often a Reloader looks at its files' modification times.
+const reloadCheck = 10 * time.Second
+
+// Reloader serves the PEM certificate and key at certFile and keyFile, and
+// reads them again when either file changes, so that a renewed certificate
+// takes effect without a restart. A pair that does not load leaves the one
+// in use in place, and is reported to onError.
+type Reloader struct {
+	certFile, keyFile string
+	onError           func(error)
+	now               func() time.Time
+
+	mu       sync.Mutex
+	cert     *tls.Certificate
+	modTimes [2]time.Time
+	checked  time.Time
+}
+
+// NewReloader loads the pair at certFile and keyFile, failing if it does not
+// load. onError hears of later reloads that fail.
+func NewReloader(certFile, keyFile string, onError func(error)) (*Reloader, error) {
+	r := &Reloader{certFile: certFile, keyFile: keyFile, onError: onError, now: time.Now}
+	if err := r.load(); err != nil {
+		return nil, err
 	}
-	return cert, nil
+	r.checked = r.now()
+	return r, nil
+}
+
+func (r *Reloader) load() error {
+	mod, err := r.modified()
+	if err != nil {
+		return err
+	}
+	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	if err != nil {
+		return fmt.Errorf("tlsutil: %w", err)
+	}
+	r.cert, r.modTimes = &cert, mod
+	return nil
+}
+
+func (r *Reloader) modified() ([2]time.Time, error) {
+	var mod [2]time.Time
+	for i, f := range []string{r.certFile, r.keyFile} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return mod, fmt.Errorf("tlsutil: %w", err)
+		}
+		mod[i] = fi.ModTime()
+	}
+	return mod, nil
+}
+
+// GetCertificate is for tls.Config.GetCertificate.
+func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now := r.now(); now.Sub(r.checked) >= reloadCheck {
+		r.checked = now
+		if mod, err := r.modified(); err != nil || mod != r.modTimes {
+			if err == nil {
+				err = r.load()
+			}
+			if err != nil {
+				r.onError(err)
+			}
+		}
+	}
+	return r.cert, nil
 }
 
 // SelfSigned returns the self-signed certificate kept in dir (cert.pem and

@@ -188,18 +188,7 @@ func TestJournalPutNodes(t *testing.T) {
 	t.Parallel()
 	opts := pgtest.Options(t)
 	opts.Migrate = true
-	var nodes [2]*pgstore.Store
-	for i := range nodes {
-		s, err := open(t, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = s
-	}
-	a := store.Account{User: "alice", Domain: "example.com"}
-	if err := nodes[0].AccountCreate(t.Context(), &a); err != nil {
-		t.Fatal(err)
-	}
+	nodes, a := twoNodes(t, opts)
 	const writers, rounds, items = 16, 20, 20 // writers alternate between the nodes
 	var mu sync.Mutex
 	ids := map[string]int64{} // by msgid
@@ -312,18 +301,7 @@ func TestJournalPutNodesExpired(t *testing.T) {
 	opts.Migrate = true
 	clock := storetest.NewClock(time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC))
 	opts.Clock = clock.Now
-	var nodes [2]*pgstore.Store
-	for i := range nodes {
-		s, err := open(t, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = s
-	}
-	a := store.Account{User: "alice", Domain: "example.com"}
-	if err := nodes[0].AccountCreate(t.Context(), &a); err != nil {
-		t.Fatal(err)
-	}
+	nodes, a := twoNodes(t, opts)
 	const writers, items = 16, 50
 	p := store.JournalPutParams{AccountID: a.ID, Device: "d1"}
 	for i := range items {
@@ -373,4 +351,23 @@ func TestJournalPutNodesExpired(t *testing.T) {
 			t.Errorf("row %d holds %s, whose id is %d; the expired rows were %v", r.ID, r.MsgID, ids[r.MsgID], old)
 		}
 	}
+}
+
+// twoNodes opens two stores on one schema, as two cairn nodes sharing a
+// database, with the account alice@example.com.
+func twoNodes(t *testing.T, opts pgstore.Options) ([2]*pgstore.Store, store.Account) {
+	t.Helper()
+	var nodes [2]*pgstore.Store
+	for i := range nodes {
+		s, err := open(t, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = s
+	}
+	a := store.Account{User: "alice", Domain: "example.com"}
+	if err := nodes[0].AccountCreate(t.Context(), &a); err != nil {
+		t.Fatal(err)
+	}
+	return nodes, a
 }

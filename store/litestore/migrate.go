@@ -3,14 +3,12 @@ package litestore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/cairn-chat/cairn/schema"
 	"github.com/cairn-chat/cairn/store"
+	"github.com/cairn-chat/cairn/store/internal/engine"
 )
 
 // createVersions creates the versions table; applied_at is in Unix
@@ -59,7 +57,7 @@ func (s *Store) migrateNext(ctx context.Context) (*schema.Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	pending, err := plan(applied)
+	pending, err := engine.Plan(schema.SQLite, applied)
 	if err != nil || len(pending) == 0 {
 		return nil, err
 	}
@@ -100,18 +98,7 @@ func (s *Store) status(ctx context.Context) ([]store.Migration, error) {
 			return nil, err
 		}
 	}
-	if _, err := plan(applied); err != nil {
-		return nil, err
-	}
-	known, err := schema.Migrations(schema.SQLite)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]store.Migration, len(known))
-	for i, m := range known {
-		out[i] = store.Migration{Version: m.Version, Name: m.Name, AppliedAt: applied[m.Version]}
-	}
-	return out, nil
+	return engine.Status(schema.SQLite, applied)
 }
 
 // queryer is a *sql.DB or a *sql.Tx.
@@ -136,14 +123,4 @@ func appliedVersions(ctx context.Context, q queryer) (map[int]time.Time, error) 
 		applied[v] = time.UnixMicro(at).UTC()
 	}
 	return applied, rows.Err()
-}
-
-// plan returns the pending migrations, or an error wrapping
-// store.ErrSchemaTooNew when applied holds versions this binary lacks.
-func plan(applied map[int]time.Time) ([]schema.Migration, error) {
-	pending, err := schema.Plan(schema.SQLite, slices.Collect(maps.Keys(applied)))
-	if _, ok := errors.AsType[*schema.TooNewError](err); ok {
-		return nil, fmt.Errorf("%w: %w", store.ErrSchemaTooNew, err)
-	}
-	return pending, err
 }

@@ -2,16 +2,14 @@ package pgstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cairn-chat/cairn/schema"
 	"github.com/cairn-chat/cairn/store"
+	"github.com/cairn-chat/cairn/store/internal/engine"
 )
 
 // migrateLock is the key of the advisory lock that lets one node of a
@@ -65,7 +63,7 @@ func (s *Store) migrateNext(ctx context.Context) (*schema.Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	pending, err := plan(applied)
+	pending, err := engine.Plan(schema.Postgres, applied)
 	if err != nil || len(pending) == 0 {
 		return nil, err
 	}
@@ -107,18 +105,7 @@ func (s *Store) status(ctx context.Context) ([]store.Migration, error) {
 			return nil, err
 		}
 	}
-	if _, err := plan(applied); err != nil {
-		return nil, err
-	}
-	known, err := schema.Migrations(schema.Postgres)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]store.Migration, len(known))
-	for i, m := range known {
-		out[i] = store.Migration{Version: m.Version, Name: m.Name, AppliedAt: applied[m.Version]}
-	}
-	return out, nil
+	return engine.Status(schema.Postgres, applied)
 }
 
 // queryer is a *pgxpool.Pool or a pgx.Tx.
@@ -140,14 +127,4 @@ func appliedVersions(ctx context.Context, q queryer) (map[int]time.Time, error) 
 		return nil
 	})
 	return applied, err
-}
-
-// plan returns the pending migrations, or an error wrapping
-// store.ErrSchemaTooNew when applied holds versions this binary lacks.
-func plan(applied map[int]time.Time) ([]schema.Migration, error) {
-	pending, err := schema.Plan(schema.Postgres, slices.Collect(maps.Keys(applied)))
-	if _, ok := errors.AsType[*schema.TooNewError](err); ok {
-		return nil, fmt.Errorf("%w: %w", store.ErrSchemaTooNew, err)
-	}
-	return pending, err
 }

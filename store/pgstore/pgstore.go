@@ -107,19 +107,13 @@ func (s *Store) ready(ctx context.Context, migrate, inspect bool) error {
 	if err != nil {
 		return err
 	}
-	var pending int
-	for _, m := range status {
-		if m.AppliedAt.IsZero() {
-			pending++
-		}
-	}
-	if pending > 0 {
-		if inspect && !migrate {
-			return nil
-		}
-		if !migrate {
-			return fmt.Errorf("migrations pending: %d: %w", pending, store.ErrSchemaOld)
-		}
+	apply, err := engine.MustMigrate(status, migrate, inspect)
+	switch {
+	case err != nil:
+		return err
+	case inspect && !migrate:
+		return nil // opened for MigrateStatus only
+	case apply:
 		if _, err := s.migrateUp(ctx); err != nil {
 			return err
 		}

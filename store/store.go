@@ -13,8 +13,10 @@ import (
 // Sentinel errors. Engines translate driver errors into these at the boundary;
 // callers test them with errors.Is.
 var (
-	ErrNotFound     = errors.New("store: not found")
-	ErrConflict     = errors.New("store: conflict")
+	ErrNotFound = errors.New("store: not found")
+	ErrConflict = errors.New("store: conflict")
+	// ErrQuota: the write would take an account past a limit; nothing was stored.
+	ErrQuota        = errors.New("store: quota exceeded")
 	ErrClosed       = errors.New("store: closed")
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")
 	ErrSchemaOld    = errors.New("store: database schema needs migrating")
@@ -46,6 +48,8 @@ type Accounts interface {
 	AccountCreate(ctx context.Context, a *Account) error
 	// AccountGet returns the account user@domain, or ErrNotFound.
 	AccountGet(ctx context.Context, user, domain string) (Account, error)
+	// AccountDomainExists reports whether any account belongs to domain.
+	AccountDomainExists(ctx context.Context, domain string) (bool, error)
 	// AccountSetCredentials replaces the credentials and web hash of
 	// user@domain, or returns ErrNotFound.
 	AccountSetCredentials(ctx context.Context, p AccountCredentialsParams) error
@@ -147,6 +151,9 @@ type Migration struct {
 type Store interface {
 	Accounts
 	Journal
+	Registrations
+	Offline
+	Traces
 	// MigrateUp applies every pending migration and returns the versions it applied.
 	MigrateUp(ctx context.Context) ([]int, error)
 	// MigrateStatus lists the known migrations, applied or pending. It returns

@@ -244,24 +244,8 @@ func (s *Store) journalDelete(ctx context.Context, accountID int64, ids []int64)
 }
 
 // JournalPurge removes every row older than before and returns the count.
-// It deletes in batches of a transaction each, so that puts waiting for the
-// writer are not held up by one long delete; on error, the count is of the
-// rows already removed.
+// It deletes in batches of a transaction each (see purge); on error, the
+// count is of the rows already removed.
 func (s *Store) JournalPurge(ctx context.Context, before time.Time) (int64, error) {
-	var n int64
-	for {
-		res, err := s.w.ExecContext(ctx, `DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE ts < ? LIMIT ?)`,
-			engine.CeilUnix(before), purgeBatch)
-		if err != nil {
-			return n, s.wrap("journal purge", err)
-		}
-		k, err := res.RowsAffected()
-		if err != nil {
-			return n, s.wrap("journal purge", err)
-		}
-		n += k
-		if k < purgeBatch {
-			return n, nil
-		}
-	}
+	return s.purge(ctx, "journal purge", `DELETE FROM journal WHERE id IN (SELECT id FROM journal WHERE ts < ? LIMIT ?)`, engine.CeilUnix(before))
 }

@@ -4,7 +4,7 @@
 // Writes go through one connection, as SQLite runs one writer at a time
 // anyway and waiting in Go beats retrying on SQLITE_BUSY; reads use a small
 // pool of read-only connections, which WAL runs beside the writer. Concurrent
-// journal puts share transactions (group commit).
+// journal puts and offline enqueues share transactions (group commit).
 package litestore
 
 import (
@@ -56,6 +56,7 @@ type Store struct {
 	clock  store.Clock
 	log    *slog.Logger
 	puts   *groupcommit.Group[engine.PutRequest, engine.PutResult]
+	queue  *groupcommit.Group[engine.EnqueueRequest, engine.EnqueueResult]
 	closed atomic.Bool
 	// lastTS is the newest time stamped, or found in the journal at Open:
 	// puts never stamp an earlier one. After Open only flushPuts uses it,
@@ -109,6 +110,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.log = s.log.With("component", "litestore")
 	s.puts = groupcommit.New(putMaxBatch, putTimeout, s.flushPuts)
+	s.queue = groupcommit.New(enqueueMaxBatch, putTimeout, s.flushEnqueues)
 	if err := s.ready(ctx, opts.Migrate, opts.Inspect); err != nil {
 		err = s.wrap("open "+path, err)
 		s.Close()
@@ -198,6 +200,8 @@ func (s *Store) wrap(op string, err error) error {
 		err = store.ErrNotFound
 	case se != nil && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY):
 		err = store.ErrConflict
+	case se != nil && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		err = store.ErrNotFound // the row named a missing account or message
 	}
 	return fmt.Errorf("litestore: %s: %w", op, err)
 }

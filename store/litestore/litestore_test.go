@@ -201,6 +201,10 @@ func BenchmarkJournalPut(b *testing.B) {
 	storetest.BenchJournalPut(b, litetest.Open(b, nil))
 }
 
+func BenchmarkOfflineEnqueue(b *testing.B) {
+	storetest.BenchOfflineEnqueue(b, litetest.Open(b, nil))
+}
+
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }

@@ -43,6 +43,16 @@ func (s *Store) AccountGet(ctx context.Context, user, domain string) (store.Acco
 	return a, nil
 }
 
+// AccountDomainExists reports whether any account belongs to domain.
+func (s *Store) AccountDomainExists(ctx context.Context, domain string) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE domain = $1)`, domain).Scan(&ok)
+	if err != nil {
+		return false, s.wrap("account domain "+domain, err)
+	}
+	return ok, nil
+}
+
 // AccountSetCredentials replaces the credentials and web hash of
 // user@domain, or returns store.ErrNotFound.
 func (s *Store) AccountSetCredentials(ctx context.Context, p store.AccountCredentialsParams) error {
@@ -55,8 +65,10 @@ func (s *Store) AccountSetCredentials(ctx context.Context, p store.AccountCreden
 	return s.wrapOne(op, tag, err)
 }
 
-// AccountDelete removes user@domain and its journal, or returns
-// store.ErrNotFound.
+// AccountDelete removes user@domain with its journal, registrations and
+// offline messages (the foreign keys cascade), or returns
+// store.ErrNotFound. Traces stay: they belong to addresses, not accounts,
+// and go by age.
 func (s *Store) AccountDelete(ctx context.Context, user, domain string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM accounts WHERE domain = $1 AND username = $2`, domain, user)
 	return s.wrapOne("account delete "+user+"@"+domain, tag, err)

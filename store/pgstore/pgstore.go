@@ -1,7 +1,9 @@
 // Package pgstore is the PostgreSQL store engine, on pgx/v5's pool. Several
-// cairn nodes may share one database: migrations run under an advisory lock,
-// and a node's concurrent journal puts share commits (group commit), each
-// loading its batch with one COPY.
+// cairn nodes may share one database: migrations run under an advisory
+// lock. A node's concurrent journal puts share commits (group commit), each
+// batch loaded with one COPY; so do its offline enqueues, each batch in two
+// pipelined round trips that lock the recipients first, so that quotas hold
+// across nodes.
 package pgstore
 
 import (
@@ -53,6 +55,7 @@ type Store struct {
 	clock  store.Clock
 	log    *slog.Logger
 	puts   *groupcommit.Group[engine.PutRequest, engine.PutResult]
+	queue  *groupcommit.Group[engine.EnqueueRequest, engine.EnqueueResult]
 	closed atomic.Bool
 	// lastTS is the newest time stamped, or found in the journal at Open:
 	// puts never stamp an earlier one. After Open only flushPuts uses it,
@@ -91,6 +94,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.log = s.log.With("component", "pgstore")
 	s.puts = groupcommit.New(putMaxBatch, putTimeout, s.flushPuts)
+	s.queue = groupcommit.New(enqueueMaxBatch, putTimeout, s.flushEnqueues)
 	if err := s.ready(ctx, opts.Migrate, opts.Inspect); err != nil {
 		err = s.wrap("open", err)
 		s.Close()
@@ -158,6 +162,8 @@ func (s *Store) wrap(op string, err error) error {
 		err = store.ErrNotFound
 	case pe != nil && pe.Code == uniqueViolation:
 		err = store.ErrConflict
+	case pe != nil && pe.Code == foreignKeyViolation:
+		err = store.ErrNotFound // the row named a missing account or message
 	}
 	return fmt.Errorf("pgstore: %s: %w", op, err)
 }

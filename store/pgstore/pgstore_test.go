@@ -45,6 +45,10 @@ func BenchmarkJournalPut(b *testing.B) {
 	storetest.BenchJournalPut(b, pgtest.Open(b, nil))
 }
 
+func BenchmarkOfflineEnqueue(b *testing.B) {
+	storetest.BenchOfflineEnqueue(b, pgtest.Open(b, nil))
+}
+
 // open opens the store and closes it when t ends.
 func open(t *testing.T, opts pgstore.Options) (*pgstore.Store, error) {
 	t.Helper()
@@ -370,4 +374,112 @@ func twoNodes(t *testing.T, opts pgstore.Options) ([2]*pgstore.Store, store.Acco
 		t.Fatal(err)
 	}
 	return nodes, a
+}
+
+// TestOfflineEnqueueNodes runs two nodes on one database whose writers
+// enqueue to one account at once: the nodes together must not pass its
+// quota, and a message sent to both must be stored once.
+func TestOfflineEnqueueNodes(t *testing.T) {
+	t.Parallel()
+	opts := pgtest.Options(t)
+	opts.Migrate = true
+	nodes, a := twoNodes(t, opts)
+	const writers, maxCount = 50, 10
+	var passed, stored atomic.Int64
+	ids := make([]int64, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			now := time.Now()
+			m := store.OfflineMessage{AccountID: a.ID, Sender: "bob@example.com", Key: fmt.Sprint(w), Body: []byte("hi"), ExpiresAt: now.Add(time.Hour)}
+			_, err := nodes[w%2].OfflineEnqueue(t.Context(), store.OfflineEnqueueParams{Message: m, Now: now, MaxCount: maxCount})
+			switch {
+			case err == nil:
+				passed.Add(1)
+			case !errors.Is(err, store.ErrQuota):
+				t.Errorf("writer %d: OfflineEnqueue = %v, want nil or ErrQuota", w, err)
+			}
+			m.Key, m.Sender = "same", "carol@example.com"
+			res, err := nodes[w%2].OfflineEnqueue(t.Context(), store.OfflineEnqueueParams{Message: m, Now: now})
+			if err != nil {
+				t.Errorf("writer %d: OfflineEnqueue: %v", w, err)
+				return
+			}
+			ids[w] = res.ID
+			if !res.Duplicate {
+				stored.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if passed.Load() != maxCount {
+		t.Errorf("%d enqueues passed a quota of %d", passed.Load(), maxCount)
+	}
+	if stored.Load() != 1 || slices.ContainsFunc(ids, func(id int64) bool { return id != ids[0] }) {
+		t.Errorf("the shared message was stored %d times, with ids %v; want once, one id", stored.Load(), ids)
+	}
+	owed, err := nodes[1].OfflinePending(t.Context(), store.OfflinePendingQuery{AccountID: a.ID, Instance: "d1", Now: time.Now(), Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(owed) != maxCount+1 {
+		t.Errorf("%d messages stored, want %d", len(owed), maxCount+1)
+	}
+}
+
+// TestOfflineEnqueueAccountDelete deletes an account while enqueues to it
+// and to another account share commits: those to the other account must
+// succeed, those to the deleted one succeed or fail with ErrNotFound, and
+// none of the deleted account's messages may remain.
+func TestOfflineEnqueueAccountDelete(t *testing.T) {
+	t.Parallel()
+	s := pgtest.Open(t, nil)
+	gone := store.Account{User: "gone", Domain: "example.com"}
+	kept := store.Account{User: "kept", Domain: "example.com"}
+	for _, a := range []*store.Account{&gone, &kept} {
+		if err := s.AccountCreate(t.Context(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const writers, calls = 8, 20
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for c := range calls {
+				if w == 0 && c == calls/2 {
+					if err := s.AccountDelete(t.Context(), gone.User, gone.Domain); err != nil {
+						t.Errorf("AccountDelete: %v", err)
+					}
+				}
+				for _, a := range []store.Account{gone, kept} {
+					now := time.Now()
+					m := store.OfflineMessage{AccountID: a.ID, Sender: "bob@example.com", Key: fmt.Sprintf("w%d-c%d", w, c), ExpiresAt: now.Add(time.Hour)}
+					_, err := s.OfflineEnqueue(t.Context(), store.OfflineEnqueueParams{Message: m, Now: now, MaxCount: 1000, Delivered: []string{"d2"}})
+					switch {
+					case a.ID == gone.ID && errors.Is(err, store.ErrNotFound):
+						refused.Add(1)
+					case err != nil:
+						t.Errorf("writer %d: OfflineEnqueue to %s: %v", w, a.User, err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if refused.Load() == 0 {
+		t.Errorf("no enqueue to the deleted account was refused")
+	}
+	for _, tt := range []struct {
+		a    store.Account
+		want int
+	}{{gone, 0}, {kept, writers * calls}} {
+		owed, err := s.OfflinePending(t.Context(), store.OfflinePendingQuery{AccountID: tt.a.ID, Instance: "d1", Limit: 2 * writers * calls})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(owed) != tt.want {
+			t.Errorf("account %s holds %d messages, want %d", tt.a.User, len(owed), tt.want)
+		}
+	}
 }

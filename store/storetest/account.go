@@ -94,6 +94,23 @@ func testAccounts(t *testing.T, open opener) {
 		}
 	})
 
+	t.Run("DomainExists", func(t *testing.T) {
+		t.Parallel()
+		s, _ := setup(t, open)
+		mustAccount(t, s, "alice", "example.com")
+		for domain, want := range map[string]bool{"example.com": true, "example.net": false, "EXAMPLE.COM": false, "": false} {
+			if got, err := s.AccountDomainExists(t.Context(), domain); err != nil || got != want {
+				t.Errorf("AccountDomainExists(%q) = %v, %v; want %v", domain, got, err, want)
+			}
+		}
+		if err := s.AccountDelete(t.Context(), "alice", "example.com"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.AccountDomainExists(t.Context(), "example.com"); err != nil || got {
+			t.Errorf("AccountDomainExists after the last account went = %v, %v; want false", got, err)
+		}
+	})
+
 	t.Run("SetCredentials", func(t *testing.T) {
 		t.Parallel()
 		s, clock := setup(t, open)

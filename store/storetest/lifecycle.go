@@ -63,6 +63,7 @@ func testLifecycle(t *testing.T, open opener) {
 				return s.AccountCreate(ctx, &store.Account{User: "bob", Domain: "example.com"})
 			}},
 			{"AccountGet", func(ctx context.Context) error { _, err := s.AccountGet(ctx, "alice", "example.com"); return err }},
+			{"AccountDomainExists", func(ctx context.Context) error { _, err := s.AccountDomainExists(ctx, "example.com"); return err }},
 			{"AccountSetCredentials", func(ctx context.Context) error {
 				return s.AccountSetCredentials(ctx, store.AccountCredentialsParams{User: "alice", Domain: "example.com"})
 			}},
@@ -81,6 +82,31 @@ func testLifecycle(t *testing.T, open opener) {
 			{"JournalDelete", func(ctx context.Context) error { _, err := s.JournalDelete(ctx, a.ID, []int64{id}); return err }},
 			{"JournalDelete without ids", func(ctx context.Context) error { _, err := s.JournalDelete(ctx, a.ID, nil); return err }},
 			{"JournalPurge", func(ctx context.Context) error { _, err := s.JournalPurge(ctx, time.Now()); return err }},
+			{"RegistrationPut", func(ctx context.Context) error {
+				return s.RegistrationPut(ctx, binding(a.ID, "d1", time.Now().Add(time.Hour)))
+			}},
+			{"RegistrationDelete", func(ctx context.Context) error { return s.RegistrationDelete(ctx, a.ID, "d1") }},
+			{"RegistrationDeleteAll", func(ctx context.Context) error { return s.RegistrationDeleteAll(ctx, a.ID) }},
+			{"RegistrationList", func(ctx context.Context) error { _, err := s.RegistrationList(ctx, a.ID, time.Now()); return err }},
+			{"RegistrationPurge", func(ctx context.Context) error { _, err := s.RegistrationPurge(ctx, time.Now()); return err }},
+			{"OfflineEnqueue", func(ctx context.Context) error {
+				_, err := s.OfflineEnqueue(ctx, store.OfflineEnqueueParams{Message: message(a.ID, "bob@example.com", "k", time.Now().Add(time.Hour)), Now: time.Now()})
+				return err
+			}},
+			{"OfflinePending", func(ctx context.Context) error {
+				_, err := s.OfflinePending(ctx, store.OfflinePendingQuery{AccountID: a.ID, Instance: "d1", Now: time.Now(), Limit: 10})
+				return err
+			}},
+			{"OfflineMark", func(ctx context.Context) error {
+				return s.OfflineMark(ctx, store.OfflineMarkParams{AccountID: a.ID, MessageIDs: []int64{1}, Instance: "d1", State: store.DeliveryDone})
+			}},
+			{"OfflinePurge", func(ctx context.Context) error { _, err := s.OfflinePurge(ctx, time.Now()); return err }},
+			{"TraceAppend", func(ctx context.Context) error {
+				return s.TraceAppend(ctx, []store.Trace{trace(time.Now(), "c1", "alice@example.com", "")})
+			}},
+			{"TraceAppend without traces", func(ctx context.Context) error { return s.TraceAppend(ctx, nil) }},
+			{"TraceList", func(ctx context.Context) error { _, err := s.TraceList(ctx, store.TraceQuery{Limit: 10}); return err }},
+			{"TracePurge", func(ctx context.Context) error { _, err := s.TracePurge(ctx, time.Now()); return err }},
 			{"MigrateUp", func(ctx context.Context) error { _, err := s.MigrateUp(ctx); return err }},
 			{"MigrateStatus", func(ctx context.Context) error { _, err := s.MigrateStatus(ctx); return err }},
 			{"Ping", func(ctx context.Context) error { return s.Ping(ctx) }},

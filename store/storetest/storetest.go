@@ -28,6 +28,9 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 	t.Run("JournalMaxBytes", func(t *testing.T) { testJournalMaxBytes(t, open) })
 	t.Run("JournalDelete", func(t *testing.T) { testJournalDelete(t, open) })
 	t.Run("JournalPurge", func(t *testing.T) { testJournalPurge(t, open) })
+	t.Run("Registration", func(t *testing.T) { testRegistrations(t, open) })
+	t.Run("Offline", func(t *testing.T) { testOffline(t, open) })
+	t.Run("Trace", func(t *testing.T) { testTraces(t, open) })
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, open) })
 }
 

@@ -1,0 +1,79 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cairn-chat/cairn/store"
+	"github.com/cairn-chat/cairn/store/internal/engine"
+)
+
+// RegistrationPut stores r, replacing the binding with the same account and
+// instance. It returns store.ErrNotFound when the account does not exist.
+func (s *Store) RegistrationPut(ctx context.Context, r store.Registration) error {
+	const op = "registration put"
+	if err := engine.CheckRegistration(r); err != nil {
+		return fmt.Errorf("pgstore: %s: %w", op, err)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO registrations
+		(account_id, instance, contact, transport, source, node, call_id, cseq, user_agent, expires_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		ON CONFLICT (account_id, instance) DO UPDATE SET
+			contact = excluded.contact, transport = excluded.transport, source = excluded.source,
+			node = excluded.node, call_id = excluded.call_id, cseq = excluded.cseq,
+			user_agent = excluded.user_agent, expires_at = excluded.expires_at, updated_at = excluded.updated_at`,
+		r.AccountID, r.Instance, r.Contact, r.Transport, r.Source, r.Node, r.CallID, int64(r.CSeq), r.UserAgent,
+		r.Expires, s.now())
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	return nil
+}
+
+// RegistrationDelete removes one binding, if there is one.
+func (s *Store) RegistrationDelete(ctx context.Context, accountID int64, instance string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM registrations WHERE account_id = $1 AND instance = $2`, accountID, instance); err != nil {
+		return s.wrap("registration delete", err)
+	}
+	return nil
+}
+
+// RegistrationDeleteAll removes every binding of an account.
+func (s *Store) RegistrationDeleteAll(ctx context.Context, accountID int64) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM registrations WHERE account_id = $1`, accountID); err != nil {
+		return s.wrap("registration delete all", err)
+	}
+	return nil
+}
+
+// RegistrationList returns the bindings of an account that expire after
+// now, ordered by instance, byte by byte: the column has collation "C".
+func (s *Store) RegistrationList(ctx context.Context, accountID int64, now time.Time) ([]store.Registration, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT account_id, instance, contact, transport, source, node, call_id, cseq, user_agent, expires_at, updated_at
+		FROM registrations WHERE account_id = $1 AND expires_at > $2 ORDER BY instance`, accountID, now)
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Registration, error) {
+		var r store.Registration
+		var cseq int64
+		err := row.Scan(&r.AccountID, &r.Instance, &r.Contact, &r.Transport, &r.Source, &r.Node, &r.CallID, &cseq, &r.UserAgent, &r.Expires, &r.UpdatedAt)
+		r.CSeq = uint32(cseq)
+		r.Expires, r.UpdatedAt = r.Expires.UTC(), r.UpdatedAt.UTC()
+		return r, err
+	})
+	if err != nil {
+		return nil, s.wrap("registration list", err)
+	}
+	return out, nil
+}
+
+// RegistrationPurge removes the bindings that expired at or before before
+// and returns how many.
+func (s *Store) RegistrationPurge(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM registrations WHERE expires_at <= $1`, before)
+	if err != nil {
+		return 0, s.wrap("registration purge", err)
+	}
+	return tag.RowsAffected(), nil
+}

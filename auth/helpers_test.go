@@ -151,5 +151,5 @@ func newAuthEnv(t testing.TB) *authEnv {
 	add(1, "alice", testRealm, NewCredentials("alice", testRealm, testSIPPassword, testWebPassword), webHash())
 	add(2, "bob", "other.org", NewCredentials("bob", "other.org", testBobPassword, ""), "")
 	add(3, rfc7616User, rfc7616Realm, NewCredentials(rfc7616User, rfc7616Realm, rfc7616Password, ""), "")
-	return &authEnv{http: NewHTTP(accts, keys, nonces), nonces: nonces, clock: clock, accounts: accts}
+	return &authEnv{http: NewHTTP(NewDigest(accts, keys, nonces)), nonces: nonces, clock: clock, accounts: accts}
 }

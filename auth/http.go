@@ -26,94 +26,41 @@ type AccountGetter interface {
 	AccountGet(ctx context.Context, user, domain string) (store.Account, error)
 }
 
-// HTTP authenticates HTTP requests with Digest (MD5 or SHA-256, qop=auth),
-// against both the SIP and the web password, and with Basic over TLS only.
-type HTTP struct {
+// Digest checks Digest answers (RFC 7616, RFC 8760) against the accounts'
+// sealed HA1 values. HTTP and SIP share it: only the method and the check of
+// the digest uri differ.
+type Digest struct {
 	accounts AccountGetter
 	keys     *Keyring
 	nonces   *Nonces
-	slow     chan struct{} // bounds concurrent argon2id checks
-	// noWebHash is checked in place of a web password that does not exist.
-	noWebHash string
 }
 
-// NewHTTP returns an HTTP authenticator.
-func NewHTTP(accounts AccountGetter, keys *Keyring, nonces *Nonces) *HTTP {
-	noWebHash, _ := HashPassword(rand.Text()) // fails only if crypto/rand does, which it does not
-	return &HTTP{accounts: accounts, keys: keys, nonces: nonces, slow: make(chan struct{}, 4), noWebHash: noWebHash}
+// NewDigest returns a Digest checker.
+func NewDigest(accounts AccountGetter, keys *Keyring, nonces *Nonces) *Digest {
+	return &Digest{accounts: accounts, keys: keys, nonces: nonces}
 }
 
-// Challenge answers 401 with Digest challenges for realm: MD5 first, written
-// exactly as cdrtool did because Blink was built against it, then SHA-256.
-func (h *HTTP) Challenge(w http.ResponseWriter, realm string, stale bool) {
-	opaque := MD5.H(realm)
-	extra := ""
-	if stale {
-		extra = ", stale=true"
-	}
-	for _, alg := range []string{"", ", algorithm=SHA-256"} {
-		w.Header().Add("WWW-Authenticate", fmt.Sprintf(`Digest realm=%q, qop="auth", nonce=%q, opaque=%q%s%s`,
-			realm, h.nonces.Issue(realm), opaque, alg, extra))
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(http.StatusUnauthorized)
-	w.Write([]byte("401 Unauthorized\n"))
-}
+// Nonce returns a fresh nonce for realm.
+func (v *Digest) Nonce(realm string) string { return v.nonces.Issue(realm) }
 
-// Authenticate returns the account that r authenticates as in realm (a domain).
-func (h *HTTP) Authenticate(r *http.Request, realm string) (store.Account, error) {
-	header := r.Header.Get("Authorization")
-	scheme, rest, _ := strings.Cut(header, " ")
-	switch {
-	case header == "":
-		return store.Account{}, ErrNoCredentials
-	case strings.EqualFold(scheme, "Digest"):
-		return h.digest(r, header, realm)
-	case strings.EqualFold(scheme, "Basic") && r.TLS != nil:
-		return h.basic(r.Context(), strings.TrimSpace(rest), realm)
-	default:
-		return store.Account{}, ErrNoCredentials
-	}
-}
-
-// account looks up the account a username names in realm: "user" or
-// "user@domain", whose domain must then be realm. full reports the second form.
-func (h *HTTP) account(ctx context.Context, username, realm string) (acct store.Account, creds Credentials, full bool, err error) {
-	user, domain := username, realm
-	if i := strings.LastIndexByte(username, '@'); i >= 0 {
-		user, domain, full = username[:i], username[i+1:], true
-		if !strings.EqualFold(domain, realm) {
-			return acct, creds, full, ErrBadCredentials
-		}
-	}
-	acct, err = h.accounts.AccountGet(ctx, user, strings.ToLower(domain))
-	if errors.Is(err, store.ErrNotFound) {
-		return acct, creds, full, ErrBadCredentials
-	}
-	if err != nil {
-		return acct, creds, full, fmt.Errorf("auth: %w", err)
-	}
-	creds, err = h.keys.Open(acct.Address(), acct.Credentials)
-	if err != nil {
-		return acct, creds, full, fmt.Errorf("auth: account %s: %w", acct.Address(), err)
-	}
-	return acct, creds, full, nil
-}
-
-func (h *HTTP) digest(r *http.Request, header, realm string) (store.Account, error) {
-	d, err := ParseDigest(header)
-	if err != nil || !strings.EqualFold(d.Realm, realm) || !sameURI(d.URI, r) {
+// Verify returns the account that d, the answer to a challenge for realm on a
+// request with this method, authenticates. It fails with ErrBadCredentials
+// or, when the answer was right but its nonce expired or was used with this
+// count, with ErrStale; any other error is a store fault. The caller checks
+// d.URI against its request first.
+func (v *Digest) Verify(ctx context.Context, method string, d DigestResponse, realm string) (store.Account, error) {
+	if !strings.EqualFold(d.Realm, realm) {
 		return store.Account{}, ErrBadCredentials
 	}
-	check := h.nonces.Check(d.Nonce, realm)
+	check := v.nonces.Check(d.Nonce, realm)
 	if check == NonceInvalid {
 		return store.Account{}, ErrBadCredentials
 	}
-	acct, creds, full, err := h.account(r.Context(), d.Username, realm)
+	acct, creds, full, err := v.account(ctx, d.Username, realm)
 	if err != nil {
 		return store.Account{}, err
 	}
-	ha2 := d.Algorithm.H(r.Method, d.URI)
+	ha2 := d.Algorithm.H(method, d.URI)
 	ok := false
 	for _, ha1 := range creds.HA1s(d.Algorithm, full) {
 		if d.Sess {
@@ -124,10 +71,101 @@ func (h *HTTP) digest(r *http.Request, header, realm string) (store.Account, err
 	if !ok {
 		return store.Account{}, ErrBadCredentials
 	}
-	if check == NonceStale || h.nonces.Use(d.Nonce, realm, d.Count) != NonceValid {
+	if check == NonceStale || v.nonces.Use(d.Nonce, realm, d.Count) != NonceValid {
 		return store.Account{}, ErrStale
 	}
 	return acct, nil
+}
+
+// account looks up the account a username names in realm: "user" or
+// "user@domain", whose domain must then be realm. full reports the second form.
+func (v *Digest) account(ctx context.Context, username, realm string) (acct store.Account, creds Credentials, full bool, err error) {
+	user, domain := username, realm
+	if i := strings.LastIndexByte(username, '@'); i >= 0 {
+		user, domain, full = username[:i], username[i+1:], true
+		if !strings.EqualFold(domain, realm) {
+			return acct, creds, full, ErrBadCredentials
+		}
+	}
+	acct, err = v.accounts.AccountGet(ctx, user, strings.ToLower(domain))
+	if errors.Is(err, store.ErrNotFound) {
+		return acct, creds, full, ErrBadCredentials
+	}
+	if err != nil {
+		return acct, creds, full, fmt.Errorf("auth: %w", err)
+	}
+	creds, err = v.keys.Open(acct.Address(), acct.Credentials)
+	if err != nil {
+		return acct, creds, full, fmt.Errorf("auth: account %s: %w", acct.Address(), err)
+	}
+	return acct, creds, full, nil
+}
+
+// HTTP authenticates HTTP requests with Digest (MD5 or SHA-256, qop=auth),
+// against both the SIP and the web password, and with Basic over TLS only.
+type HTTP struct {
+	digest *Digest
+	slow   chan struct{} // bounds concurrent argon2id checks
+	// noWebHash is checked in place of a web password that does not exist.
+	noWebHash string
+}
+
+// NewHTTP returns an HTTP authenticator.
+func NewHTTP(d *Digest) *HTTP {
+	noWebHash, _ := HashPassword(rand.Text()) // fails only if crypto/rand does, which it does not
+	return &HTTP{digest: d, slow: make(chan struct{}, 4), noWebHash: noWebHash}
+}
+
+// Challenge answers 401 with Digest challenges for realm: MD5 first, then
+// SHA-256.
+func (h *HTTP) Challenge(w http.ResponseWriter, realm string, stale bool) {
+	for _, c := range Challenges(h.digest, realm, stale, MD5, SHA256) {
+		w.Header().Add("WWW-Authenticate", c)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusUnauthorized)
+	w.Write([]byte("401 Unauthorized\n"))
+}
+
+// Challenges returns one Digest challenge for realm per algorithm, in the
+// order given, each with its own nonce. An MD5 challenge names no
+// algorithm, as cdrtool wrote it (Blink was built against it).
+func Challenges(v *Digest, realm string, stale bool, algs ...Algorithm) []string {
+	opaque := MD5.H(realm)
+	extra := ""
+	if stale {
+		extra = ", stale=true"
+	}
+	out := make([]string, 0, len(algs))
+	for _, alg := range algs {
+		named := ""
+		if alg != MD5 {
+			named = ", algorithm=" + string(alg)
+		}
+		out = append(out, fmt.Sprintf(`Digest realm=%q, qop="auth", nonce=%q, opaque=%q%s%s`,
+			realm, v.Nonce(realm), opaque, named, extra))
+	}
+	return out
+}
+
+// Authenticate returns the account that r authenticates as in realm (a domain).
+func (h *HTTP) Authenticate(r *http.Request, realm string) (store.Account, error) {
+	header := r.Header.Get("Authorization")
+	scheme, rest, _ := strings.Cut(header, " ")
+	switch {
+	case header == "":
+		return store.Account{}, ErrNoCredentials
+	case strings.EqualFold(scheme, "Digest"):
+		d, err := ParseDigest(header)
+		if err != nil || !sameURI(d.URI, r) {
+			return store.Account{}, ErrBadCredentials
+		}
+		return h.digest.Verify(r.Context(), r.Method, d, realm)
+	case strings.EqualFold(scheme, "Basic") && r.TLS != nil:
+		return h.basic(r.Context(), strings.TrimSpace(rest), realm)
+	default:
+		return store.Account{}, ErrNoCredentials
+	}
 }
 
 // sameURI reports whether the digest uri names the request's target: the same
@@ -152,7 +190,7 @@ func (h *HTTP) basic(ctx context.Context, token, realm string) (store.Account, e
 	if i := strings.LastIndexByte(username, '@'); i >= 0 {
 		realm = username[i+1:]
 	}
-	acct, creds, _, err := h.account(ctx, username, realm)
+	acct, creds, _, err := h.digest.account(ctx, username, realm)
 	known := err == nil
 	if !known && !errors.Is(err, ErrBadCredentials) {
 		return store.Account{}, err

@@ -1310,11 +1310,11 @@ func testF42(t *testing.T, s *server) {
 		}
 	}
 	n, err := s.Node.Purge(t.Context())
-	if err != nil || n != 1 {
-		t.Errorf("Purge = %d, %v; want 1 row removed", n, err)
+	if err != nil || n.Journal != 1 {
+		t.Errorf("Purge = %+v, %v; want 1 journal entry removed", n, err)
 	}
-	if n, err := s.Node.Purge(t.Context()); err != nil || n != 0 {
-		t.Errorf("second Purge = %d, %v; want 0", n, err)
+	if n, err := s.Node.Purge(t.Context()); err != nil || n.Journal != 0 {
+		t.Errorf("second Purge = %+v, %v; want 0", n, err)
 	}
 	if got := ids(all(t, c)); !slices.Equal(got, kept) {
 		t.Errorf("after purge: %v, want %v", got, kept)

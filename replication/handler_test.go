@@ -112,7 +112,7 @@ func TestStoreFailureDropsConnection(t *testing.T) {
 	}
 	nonces := auth.NewNonces(keys, time.Minute, 16, time.Now)
 	h := New(Config{Retention: time.Hour, MaxBody: 1 << 20, MaxEntry: 1 << 10, DefaultRealm: "x"},
-		failingJournal{}, auth.NewHTTP(oneAccount{acct}, keys, nonces), time.Now,
+		failingJournal{}, auth.NewHTTP(auth.NewDigest(oneAccount{acct}, keys, nonces)), time.Now,
 		slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	srv := httptest.NewServer(h)
 	defer srv.Close()

@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	sipmsg "github.com/emiago/sipgo/sip"
 	"golang.org/x/term"
 
 	"github.com/cairn-chat/cairn/internal/app"
@@ -161,17 +162,28 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs, c := newFlags("serve", stderr)
 	httpAddr := fs.String("http", "", "HTTP listen address (default :8080; \"off\" turns it off)")
 	httpsAddr := fs.String("https", "", "HTTPS listen address (default :8443; \"off\" turns it off)")
+	sipAddrs := map[string]*string{}
+	for _, l := range []struct{ name, def string }{{"udp", ":5060"}, {"tcp", ":5060"}, {"tls", ":5061"}, {"ws", ":5066"}, {"wss", ":7443"}} {
+		sipAddrs[l.name] = fs.String("sip-"+l.name, "", "SIP over "+strings.ToUpper(l.name)+" listen address (default "+l.def+"; \"off\" turns it off)")
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg, err := c.load(func(cfg *config.Config) {
 		setAddr(&cfg.HTTP.Listen, *httpAddr)
 		setAddr(&cfg.HTTP.TLSListen, *httpsAddr)
+		setAddr(&cfg.SIP.UDP, *sipAddrs["udp"])
+		setAddr(&cfg.SIP.TCP, *sipAddrs["tcp"])
+		setAddr(&cfg.SIP.TLS, *sipAddrs["tls"])
+		setAddr(&cfg.SIP.WS, *sipAddrs["ws"])
+		setAddr(&cfg.SIP.WSS, *sipAddrs["wss"])
 	})
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	// sipgo logs some transport events through its package logger.
+	sipmsg.SetDefaultLogger(log.With("component", "sipgo"))
 	node, err := app.New(ctx, cfg, app.Options{Logger: log})
 	if err != nil {
 		return err
@@ -271,7 +283,8 @@ func purge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "removed %d journal entries older than %s\n", removed, cfg.Journal.Retention)
+	fmt.Fprintf(stdout, "removed %d journal entries older than %s, %d expired offline messages, %d SIP traces older than %s, %d expired registrations\n",
+		removed.Journal, cfg.Journal.Retention, removed.Offline, removed.Traces, cfg.Traces.Retention, removed.Registrations)
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,9 +24,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairn-chat/cairn/auth"
+	"github.com/cairn-chat/cairn/delivery"
 	"github.com/cairn-chat/cairn/internal/config"
 	"github.com/cairn-chat/cairn/internal/tlsutil"
+	"github.com/cairn-chat/cairn/offline"
 	"github.com/cairn-chat/cairn/replication"
+	"github.com/cairn-chat/cairn/sip"
 	"github.com/cairn-chat/cairn/store"
 	"github.com/cairn-chat/cairn/store/litestore"
 	"github.com/cairn-chat/cairn/store/pgstore"
@@ -81,6 +85,8 @@ type Node struct {
 	store   store.Store
 	handler http.Handler
 	tls     *tls.Config
+	sip     *sip.Server
+	queue   *offline.Queue
 
 	mu        sync.Mutex
 	servers   []*http.Server
@@ -106,7 +112,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: log, now: now, addrs: make(map[string]net.Addr)}
 	var err error
-	if cfg.HTTP.TLSListen != "" {
+	if cfg.HTTP.TLSListen != "" || cfg.SIP.TLS != "" || cfg.SIP.WSS != "" {
 		if n.tls, err = n.tlsConfig(); err != nil {
 			return nil, err
 		}
@@ -125,19 +131,90 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	nonces := auth.NewNonces(keys, cfg.HTTP.NonceLifetime.D(), 1<<18, now)
+	digest := auth.NewDigest(st, keys, nonces)
+	httpAuth := auth.NewHTTP(digest)
 	journal := replication.New(replication.Config{
 		Retention:    cfg.Journal.Retention.D(),
 		MaxBody:      cfg.Journal.MaxBody,
 		MaxEntry:     cfg.Journal.MaxEntry,
 		DefaultRealm: cfg.Journal.DefaultRealm,
-	}, st, auth.NewHTTP(st, keys, nonces), now, log.With("component", "replication"), reg)
+	}, st, httpAuth, now, log.With("component", "replication"), reg)
+
+	if err := n.newSIP(digest, reg); err != nil {
+		st.Close()
+		return nil, err
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle(cfg.Journal.Path, journal)
+	mux.Handle(sip.TracesPath, sip.NewTraceAPI(st, httpAuth, sip.TraceAPIConfig{
+		Retention: cfg.Traces.Retention.D(),
+		Operators: cfg.Traces.Operators,
+		Realm:     cfg.Journal.DefaultRealm,
+	}, now, log.With("component", "sip-traces")))
 	mux.HandleFunc("/healthz", n.healthz)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	n.handler = mux
 	return n, nil
+}
+
+// newSIP builds the SIP front-end, the delivery core and the offline queue,
+// and wires them to each other.
+func (n *Node) newSIP(digest *auth.Digest, reg prometheus.Registerer) error {
+	cfg := n.cfg
+	trusted := make([]netip.Prefix, 0, len(cfg.SIP.Trusted))
+	for _, t := range cfg.SIP.Trusted {
+		p, err := netip.ParsePrefix(t)
+		if err != nil {
+			a, _ := netip.ParseAddr(t) // Validate checked it
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		trusted = append(trusted, p)
+	}
+	host, _ := os.Hostname()
+	srv, err := sip.New(sip.Config{
+		Domains:      cfg.SIP.Domains,
+		Trusted:      trusted,
+		MinExpires:   cfg.SIP.MinRegisterExpires.D(),
+		MaxExpires:   cfg.SIP.MaxRegisterExpires.D(),
+		Timeout:      cfg.SIP.Timeout.D(),
+		Algorithms:   algorithms(cfg.SIP.DigestAlgorithms),
+		MaxBody:      cfg.Offline.MaxMessageSize,
+		StoredStatus: cfg.Offline.StoredStatus,
+		MaxContacts:  16,
+		MaxInFlight:  4096,
+		Node:         host,
+	}, n.store, digest, n.now, n.log.With("component", "sip"), reg)
+	if err != nil {
+		return err
+	}
+	q := offline.New(n.store, srv, srv, offline.Config{
+		Retention: cfg.Offline.Retention.D(),
+		MaxSize:   cfg.Offline.MaxMessageSize,
+		MaxCount:  cfg.Offline.MaxMessages,
+		MaxBytes:  cfg.Offline.MaxBytes,
+		RetryMin:  cfg.Offline.RetryMin.D(),
+		RetryMax:  cfg.Offline.RetryMax.D(),
+		MaxDrains: 64,
+	}, n.now, n.log.With("component", "offline"))
+	srv.SetRouter(router{delivery.New(srv, srv, q), q})
+	n.sip, n.queue = srv, q
+	return nil
+}
+
+func algorithms(names []string) []auth.Algorithm {
+	out := make([]auth.Algorithm, len(names))
+	for i, n := range names {
+		out[i] = auth.Algorithm(n)
+	}
+	return out
+}
+
+// router is the delivery core and the offline queue, as the SIP front-end
+// sees them.
+type router struct {
+	*delivery.Core
+	*offline.Queue
 }
 
 func (n *Node) tlsConfig() (*tls.Config, error) {
@@ -180,6 +257,10 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.cfg.HTTP.TLSListen != "" {
 		ls = append(ls, listener{"https", n.cfg.HTTP.TLSListen, n.tls})
 	}
+	sipLs, err := sip.Listen(sip.Addrs{UDP: n.cfg.SIP.UDP, TCP: n.cfg.SIP.TCP, TLS: n.cfg.SIP.TLS, WS: n.cfg.SIP.WS, WSS: n.cfg.SIP.WSS}, n.tls)
+	if err != nil {
+		return err
+	}
 	var bound []net.Listener
 	for _, l := range ls {
 		ln, err := net.Listen("tcp", l.addr)
@@ -187,6 +268,7 @@ func (n *Node) Start(ctx context.Context) error {
 			for _, b := range bound {
 				b.Close()
 			}
+			sipLs.Close()
 			return fmt.Errorf("app: %s listener: %w", l.name, err)
 		}
 		if l.tls != nil {
@@ -216,6 +298,11 @@ func (n *Node) Start(ctx context.Context) error {
 		n.log.Info("listening", "protocol", ls[i].name, "addr", ln.Addr().String())
 	}
 
+	n.sip.Serve(sipLs)
+	for name, a := range sipLs.Addrs() {
+		n.addrs[name] = a
+	}
+
 	sweepCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.stopSweep = cancel
 	n.wg.Add(1)
@@ -223,7 +310,8 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
-// Addr returns the bound address of a listener ("http", "https"), or nil.
+// Addr returns the bound address of a listener ("http", "https", "sip-udp",
+// "sip-tcp", "sip-tls", "sip-ws", "sip-wss"), or nil.
 func (n *Node) Addr(name string) net.Addr {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -244,21 +332,43 @@ func (n *Node) sweep(ctx context.Context) {
 		}
 		if removed, err := n.Purge(ctx); err != nil && ctx.Err() == nil {
 			n.log.Error("retention sweep failed", "err", err)
-		} else if removed > 0 {
-			n.log.Info("retention sweep", "journal_entries_removed", removed)
+		} else if removed.Total() > 0 {
+			n.log.Info("retention sweep", "journal_entries", removed.Journal, "offline_messages", removed.Offline,
+				"sip_traces", removed.Traces, "registrations", removed.Registrations)
 		}
 	}
 }
 
-// Purge removes every row past its retention period and returns the count.
-func (n *Node) Purge(ctx context.Context) (int64, error) {
+// Purged counts the rows a purge removed.
+type Purged struct {
+	Journal, Offline, Traces, Registrations int64
+}
+
+// Total is the sum of the counts.
+func (p Purged) Total() int64 { return p.Journal + p.Offline + p.Traces + p.Registrations }
+
+// Purge removes every row past its retention period and returns the counts.
+func (n *Node) Purge(ctx context.Context) (Purged, error) {
 	return Purge(ctx, n.cfg, n.store, n.now)
 }
 
 // Purge removes every row of st past its retention period in cfg, as the
-// sweep of a running node does, and returns the count.
-func Purge(ctx context.Context, cfg config.Config, st store.Store, now store.Clock) (int64, error) {
-	return replication.Purge(ctx, st, now(), cfg.Journal.Retention.D())
+// sweep of a running node does, and returns the counts.
+func Purge(ctx context.Context, cfg config.Config, st store.Store, now store.Clock) (Purged, error) {
+	var p Purged
+	var err error
+	t := now()
+	if p.Journal, err = replication.Purge(ctx, st, t, cfg.Journal.Retention.D()); err != nil {
+		return p, err
+	}
+	if p.Offline, err = offline.Purge(ctx, st, t); err != nil {
+		return p, err
+	}
+	if p.Traces, err = st.TracePurge(ctx, t.Add(-cfg.Traces.Retention.D())); err != nil {
+		return p, err
+	}
+	p.Registrations, err = st.RegistrationPurge(ctx, t)
+	return p, err
 }
 
 func (n *Node) healthz(w http.ResponseWriter, r *http.Request) {
@@ -303,11 +413,19 @@ func (n *Node) Stop(ctx context.Context) error {
 			}
 		})
 	}
+	drain.Go(func() {
+		// The SIP front-end answers what is in flight, then the drains
+		// of the offline queue end.
+		if err := n.sip.Stop(ctx); err != nil {
+			errs[len(servers)] = fmt.Errorf("app: SIP drain: %w", err)
+		}
+		n.queue.Stop()
+	})
 	drain.Wait()
 	if stopSweep != nil {
 		stopSweep()
 	}
 	n.wg.Wait()
-	errs[len(servers)] = n.store.Close()
+	errs = append(errs, n.store.Close())
 	return errors.Join(errs...)
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -38,6 +39,64 @@ type Config struct {
 
 	HTTP    HTTP    `json:"http"`
 	Journal Journal `json:"journal"`
+	SIP     SIP     `json:"sip"`
+	Offline Offline `json:"offline"`
+	Traces  Traces  `json:"traces"`
+}
+
+// SIP configures the SIP listeners and routing. Each listener is an address;
+// "" turns it off. TLS and WSS use the certificate of the http section.
+type SIP struct {
+	UDP string `json:"udp"`
+	TCP string `json:"tcp"`
+	TLS string `json:"tls"`
+	WS  string `json:"ws"`
+	WSS string `json:"wss"`
+	// Domains are served here besides those of the accounts in the store.
+	Domains []string `json:"domains"`
+	// Trusted are peers (IP addresses or CIDR prefixes) whose requests need
+	// no authentication and may come from senders of other domains.
+	Trusted []string `json:"trusted"`
+	// DigestAlgorithms are the Digest challenges offered, in order: "MD5",
+	// "SHA-256" (RFC 8760). Answers with either are accepted whatever is
+	// offered. The default offers MD5 only: SIPp reads every challenge as
+	// one and fails on two, JsSIP keeps the last one and does only MD5.
+	DigestAlgorithms []string `json:"digest_algorithms"`
+	// MaxRegisterExpires bounds the lifetime a REGISTER may ask for.
+	MaxRegisterExpires Duration `json:"max_register_expires"`
+	// MinRegisterExpires is the shortest lifetime accepted (423 below it).
+	MinRegisterExpires Duration `json:"min_register_expires"`
+	// Timeout bounds one MESSAGE transaction to a device.
+	Timeout Duration `json:"timeout"`
+}
+
+// Offline configures SIP MESSAGE store-and-forward.
+type Offline struct {
+	// Retention is how long an undelivered message is kept (a MESSAGE
+	// Expires header may shorten it).
+	Retention Duration `json:"retention"`
+	// MaxMessageSize bounds one message body, in bytes (413 past it).
+	MaxMessageSize int `json:"max_message_size"`
+	// MaxMessages and MaxBytes bound what one user may have stored
+	// (0: no bound).
+	MaxMessages int   `json:"max_messages"`
+	MaxBytes    int64 `json:"max_bytes"`
+	// StoredStatus answers a stored MESSAGE: 200 (the default, since Blink
+	// Qt treats 202 as a failure) or 202.
+	StoredStatus int `json:"stored_status"`
+	// RetryMin and RetryMax bound the backoff between attempts on a
+	// device that failed; a REGISTER of the device retries at once.
+	RetryMin Duration `json:"retry_min"`
+	RetryMax Duration `json:"retry_max"`
+}
+
+// Traces configures the SIP signaling traces.
+type Traces struct {
+	// Retention is how long a trace is kept.
+	Retention Duration `json:"retention"`
+	// Operators are the accounts (user@domain) that may read every trace;
+	// any other account reads only its own.
+	Operators []string `json:"operators"`
 }
 
 // HTTP configures the HTTP and HTTPS listeners.
@@ -87,6 +146,27 @@ func Default() Config {
 			MaxEntry:     1 << 20,
 			DefaultRealm: "SIP_settings",
 		},
+		SIP: SIP{
+			UDP:                ":5060",
+			TCP:                ":5060",
+			TLS:                ":5061",
+			WS:                 ":5066",
+			WSS:                ":7443",
+			DigestAlgorithms:   []string{"MD5"},
+			MaxRegisterExpires: Duration(time.Hour),
+			MinRegisterExpires: Duration(60 * time.Second),
+			Timeout:            Duration(5 * time.Second),
+		},
+		Offline: Offline{
+			Retention:      Duration(30 * 24 * time.Hour),
+			MaxMessageSize: 64 << 10,
+			MaxMessages:    1000,
+			MaxBytes:       16 << 20,
+			StoredStatus:   200,
+			RetryMin:       Duration(30 * time.Second),
+			RetryMax:       Duration(time.Hour),
+		},
+		Traces: Traces{Retention: Duration(30 * 24 * time.Hour)},
 	}
 }
 
@@ -111,6 +191,17 @@ func (c *Config) LoadFile(path string) error {
 // envVars maps each CAIRN_* environment variable to the setting it overrides.
 func (c *Config) envVars() map[string]func(string) error {
 	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+	list := func(p *[]string) func(string) error {
+		return func(v string) error {
+			*p = nil
+			for item := range strings.SplitSeq(v, ",") {
+				if item = strings.TrimSpace(item); item != "" {
+					*p = append(*p, item)
+				}
+			}
+			return nil
+		}
+	}
 	return map[string]func(string) error{
 		"CAIRN_DATA_DIR":          str(&c.DataDir),
 		"CAIRN_DB":                str(&c.DB),
@@ -122,6 +213,15 @@ func (c *Config) envVars() map[string]func(string) error {
 		"CAIRN_TLS_KEY":           str(&c.HTTP.KeyFile),
 		"CAIRN_JOURNAL_PATH":      str(&c.Journal.Path),
 		"CAIRN_JOURNAL_RETENTION": c.Journal.Retention.Set,
+		"CAIRN_SIP_UDP":           str(&c.SIP.UDP),
+		"CAIRN_SIP_TCP":           str(&c.SIP.TCP),
+		"CAIRN_SIP_TLS":           str(&c.SIP.TLS),
+		"CAIRN_SIP_WS":            str(&c.SIP.WS),
+		"CAIRN_SIP_WSS":           str(&c.SIP.WSS),
+		"CAIRN_SIP_DOMAINS":       list(&c.SIP.Domains),
+		"CAIRN_SIP_TRUSTED":       list(&c.SIP.Trusted),
+		"CAIRN_OFFLINE_RETENTION": c.Offline.Retention.Set,
+		"CAIRN_TRACES_RETENTION":  c.Traces.Retention.Set,
 	}
 }
 
@@ -159,7 +259,10 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout.D() <= 0 {
 		bad("shutdown_timeout must be positive")
 	}
-	for name, addr := range map[string]string{"http.listen": c.HTTP.Listen, "http.tls_listen": c.HTTP.TLSListen} {
+	for name, addr := range map[string]string{
+		"http.listen": c.HTTP.Listen, "http.tls_listen": c.HTTP.TLSListen,
+		"sip.udp": c.SIP.UDP, "sip.tcp": c.SIP.TCP, "sip.tls": c.SIP.TLS, "sip.ws": c.SIP.WS, "sip.wss": c.SIP.WSS,
+	} {
 		if addr == "" {
 			continue
 		}
@@ -196,7 +299,60 @@ func (c *Config) Validate() error {
 	if c.Journal.DefaultRealm == "" {
 		bad("journal.default_realm must not be empty")
 	}
+	c.validateSIP(bad)
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateSIP(bad func(string, ...any)) {
+	for _, d := range c.SIP.Domains {
+		if d == "" || strings.ContainsAny(d, "@:/ \t") {
+			bad("sip.domains: %q is not a domain", d)
+		}
+	}
+	for _, t := range c.SIP.Trusted {
+		if _, err := netip.ParsePrefix(t); err != nil {
+			if _, err := netip.ParseAddr(t); err != nil {
+				bad("sip.trusted: %q is neither an IP address nor a CIDR prefix", t)
+			}
+		}
+	}
+	if len(c.SIP.DigestAlgorithms) == 0 {
+		bad("sip.digest_algorithms must name MD5, SHA-256 or both")
+	}
+	for _, a := range c.SIP.DigestAlgorithms {
+		if a != "MD5" && a != "SHA-256" {
+			bad("sip.digest_algorithms: %q: want MD5 or SHA-256", a)
+		}
+	}
+	if c.SIP.MinRegisterExpires.D() < time.Second || c.SIP.MaxRegisterExpires.D() < c.SIP.MinRegisterExpires.D() {
+		bad("sip.min_register_expires must be at least 1s and at most sip.max_register_expires")
+	}
+	if c.SIP.Timeout.D() < time.Second || c.SIP.Timeout.D() > time.Minute {
+		bad("sip.timeout must be between 1s and 1m")
+	}
+	if c.Offline.Retention.D() < time.Minute {
+		bad("offline.retention must be at least 1m")
+	}
+	if c.Offline.MaxMessageSize < 1<<10 || c.Offline.MaxMessageSize > 16<<20 {
+		bad("offline.max_message_size must be between 1 KiB and 16 MiB")
+	}
+	if c.Offline.MaxMessages < 0 || c.Offline.MaxBytes < 0 {
+		bad("offline.max_messages and offline.max_bytes must not be negative")
+	}
+	if c.Offline.RetryMin.D() < 100*time.Millisecond || c.Offline.RetryMax.D() < c.Offline.RetryMin.D() {
+		bad("offline.retry_min must be at least 100ms and at most offline.retry_max")
+	}
+	if c.Offline.StoredStatus != 200 && c.Offline.StoredStatus != 202 {
+		bad("offline.stored_status must be 200 or 202")
+	}
+	for _, o := range c.Traces.Operators {
+		if i := strings.LastIndexByte(o, '@'); i <= 0 || i == len(o)-1 {
+			bad("traces.operators: %q is not user@domain", o)
+		}
+	}
+	if c.Traces.Retention.D() < time.Hour {
+		bad("traces.retention must be at least 1h")
+	}
 }
 
 // Redacted returns c with any password in DB (a URL's user information or

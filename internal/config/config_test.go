@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +61,7 @@ func TestLoadFile(t *testing.T) {
 	want.HTTP.NonceLifetime = Duration(90 * time.Second)
 	want.Journal.Retention = Duration(30 * 24 * time.Hour)
 	want.Journal.MaxEntry = 2048
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("LoadFile:\n got %+v\nwant %+v", c, want)
 	}
 	if !c.IsPostgres() {
@@ -240,7 +241,7 @@ func TestLoadEnv(t *testing.T) {
 	want.HTTP.KeyFile = "/etc/cairn/key.pem"
 	want.Journal.Path = "/blink/settings.phtml"
 	want.Journal.Retention = Duration(90 * 24 * time.Hour)
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("LoadEnv:\n got %+v\nwant %+v", c, want)
 	}
 	if c.KeyPath() != "/etc/cairn/secret.key" {
@@ -249,7 +250,7 @@ func TestLoadEnv(t *testing.T) {
 
 	// Unset variables change nothing.
 	c = Default()
-	if err := c.LoadEnv(func(string) (string, bool) { return "", false }); err != nil || c != Default() {
+	if err := c.LoadEnv(func(string) (string, bool) { return "", false }); err != nil || !reflect.DeepEqual(c, Default()) {
 		t.Errorf("LoadEnv with nothing set changed the config or failed: %v", err)
 	}
 
@@ -367,7 +368,7 @@ func TestDurationJSONRoundTrip(t *testing.T) {
 	}
 	path := writeFile(t, string(b))
 	var back Config
-	if err := back.LoadFile(path); err != nil || back != c {
+	if err := back.LoadFile(path); err != nil || !reflect.DeepEqual(back, c) {
 		t.Errorf("round trip: %+v, %v; want %+v", back, err, c)
 	}
 	for _, bad := range []string{`60`, `null`, `"60 days"`, `["60d"]`} {

@@ -75,6 +75,9 @@ func Start(t testing.TB, eng Engine, configure func(*config.Config), accounts ..
 	cfg.DataDir = t.TempDir()
 	cfg.DB = eng.DB(t)
 	cfg.HTTP.Listen, cfg.HTTP.TLSListen = "127.0.0.1:0", "127.0.0.1:0"
+	for _, a := range []*string{&cfg.SIP.UDP, &cfg.SIP.TCP, &cfg.SIP.TLS, &cfg.SIP.WS, &cfg.SIP.WSS} {
+		*a = "127.0.0.1:0"
+	}
 	if configure != nil {
 		configure(&cfg)
 	}

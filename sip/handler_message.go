@@ -1,0 +1,121 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	sipmsg "github.com/emiago/sipgo/sip"
+
+	"github.com/cairn-chat/cairn/delivery"
+	"github.com/cairn-chat/cairn/offline"
+	"github.com/cairn-chat/cairn/store"
+)
+
+// onMessage routes a MESSAGE (RFC 3428) to a local user: the sender, when
+// local, must authenticate as the From address; the message goes to every
+// device of the recipient, and what no device took is stored before the
+// sender is answered.
+func (s *Server) onMessage(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	// The devices get Timeout each, and the store its share after them.
+	ctx, cancel := context.WithTimeout(s.ctx, 2*s.cfg.Timeout)
+	defer cancel()
+	from, to, callID, cseq := req.From(), req.To(), req.CallID(), req.CSeq()
+	if from == nil || to == nil || callID == nil || cseq == nil {
+		s.respond(req, tx, 400, "Missing From, To, Call-ID or CSeq")
+		return
+	}
+	body := req.Body()
+	if len(body) > s.cfg.MaxBody {
+		s.respond(req, tx, 413, "Message Too Large")
+		return
+	}
+	ctype := req.ContentType()
+	if len(body) == 0 || ctype == nil || strings.TrimSpace(ctype.Value()) == "" {
+		s.respond(req, tx, 400, "Empty MESSAGE Or No Content-Type")
+		return
+	}
+	lifetime, hasExpires, err := messageExpires(req)
+	if err != nil {
+		s.respond(req, tx, 400, "Bad Expires")
+		return
+	}
+
+	target := &req.Recipient
+	domain := strings.ToLower(target.Host)
+	rcpt, ok := s.lookup(ctx, req, tx, target.User, domain, "Relaying Denied")
+	if !ok {
+		return
+	}
+
+	sender := addrOf(&from.Address)
+	if sender == "" || len(sender) > maxAddrLen {
+		s.respond(req, tx, 400, "Bad From")
+		return
+	}
+	if !s.trusted(req) {
+		// Only local senders come straight to cairn; they prove who they are.
+		fromDomain := strings.ToLower(from.Address.Host)
+		local, err := s.local(ctx, fromDomain)
+		if err != nil {
+			s.storeFailed(req, tx, err)
+			return
+		}
+		if !local {
+			s.respond(req, tx, 403, "Sender Domain Not Served Here")
+			return
+		}
+		acct, ok := s.authenticate(ctx, req, tx, fromDomain)
+		if !ok {
+			return
+		}
+		if acct.User != from.Address.User || acct.Domain != fromDomain {
+			s.respond(req, tx, 403, "Credentials Do Not Match From")
+			return
+		}
+	}
+
+	date := s.now().UTC().Format(http.TimeFormat)
+	if h := req.GetHeader("Date"); h != nil {
+		date = truncate(h.Value(), 64)
+	}
+	m := &delivery.Message{
+		AccountID:   rcpt.ID,
+		Recipient:   rcpt.Address(),
+		Sender:      strings.ToLower(sender),
+		From:        truncate(withoutTag(from.Address, from.DisplayName, from.Params), 1024),
+		To:          truncate(withoutTag(to.Address, to.DisplayName, to.Params), 1024),
+		Date:        date,
+		ContentType: truncate(ctype.Value(), 256),
+		Body:        body,
+		Key:         dedupKey(ctype.Value(), body, callID.Value(), cseq.SeqNo),
+	}
+	if hasExpires && lifetime > 0 {
+		// Expires: 0 sets no lifetime; RFC 3428 gives it no meaning.
+		m.Expires = lifetime
+	}
+	rep, err := s.router.Deliver(ctx, m)
+	switch {
+	case errors.Is(err, offline.ErrTooLarge):
+		s.respond(req, tx, 413, "Message Too Large")
+	case errors.Is(err, store.ErrQuota):
+		s.metrics.messages.WithLabelValues("refused").Inc()
+		s.respond(req, tx, 486, "Recipient Offline Storage Full")
+	case err != nil:
+		s.storeFailed(req, tx, err)
+	case rep.Stored:
+		s.metrics.messages.WithLabelValues("stored").Inc()
+		reason := "OK"
+		if s.cfg.StoredStatus == 202 {
+			reason = "Accepted"
+		}
+		s.respond(req, tx, s.cfg.StoredStatus, reason)
+	case rep.Delivered > 0:
+		s.metrics.messages.WithLabelValues("delivered").Inc()
+		s.respond(req, tx, 200, "OK")
+	default:
+		s.metrics.messages.WithLabelValues("refused").Inc()
+		s.respond(req, tx, rep.Refusal.Code, rep.Refusal.Reason)
+	}
+}

@@ -1,0 +1,146 @@
+package sip
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cairn-chat/cairn/auth"
+	"github.com/cairn-chat/cairn/store"
+)
+
+// TracesPath is where the trace API is served.
+const TracesPath = "/sip/traces"
+
+// Trace API bounds.
+const (
+	traceDefaultLimit = 100
+	traceMaxLimit     = 1000
+)
+
+// TraceAPIConfig configures the trace API.
+type TraceAPIConfig struct {
+	Retention time.Duration
+	// Operators may read every trace; other accounts read their own.
+	Operators []string
+	// Realm is the Digest realm when a request names none.
+	Realm string
+}
+
+// TraceAPI serves SIP traces over HTTP: GET TracesPath with optional
+// call_id, after (a trace id), limit (at most 1000) and, for operators,
+// addr (one account's traces). Requests authenticate as the journal's do,
+// with realm naming the account's domain.
+type TraceAPI struct {
+	st        store.Traces
+	auth      *auth.HTTP
+	cfg       TraceAPIConfig
+	now       func() time.Time
+	log       *slog.Logger
+	operators map[string]bool
+}
+
+// NewTraceAPI returns the trace API handler.
+func NewTraceAPI(st store.Traces, a *auth.HTTP, cfg TraceAPIConfig, now func() time.Time, log *slog.Logger) *TraceAPI {
+	ops := make(map[string]bool)
+	for _, o := range cfg.Operators {
+		user, domain, _ := strings.Cut(o, "@")
+		ops[user+"@"+strings.ToLower(domain)] = true
+	}
+	return &TraceAPI{st: st, auth: a, cfg: cfg, now: now, log: log, operators: ops}
+}
+
+// traceJSON is one trace as the API writes it.
+type traceJSON struct {
+	ID        int64     `json:"id"`
+	Time      time.Time `json:"time"`
+	Direction string    `json:"direction"`
+	Transport string    `json:"transport"`
+	Remote    string    `json:"remote"`
+	CallID    string    `json:"call_id"`
+	Method    string    `json:"method"`
+	Status    int       `json:"status,omitempty"`
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	Message   string    `json:"message"`
+}
+
+func (h *TraceAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	realm := strings.ToLower(q.Get("realm"))
+	if realm == "" {
+		realm = h.cfg.Realm
+	}
+	acct, err := h.auth.Authenticate(r, realm)
+	switch {
+	case errors.Is(err, auth.ErrStale):
+		h.auth.Challenge(w, realm, true)
+		return
+	case errors.Is(err, auth.ErrNoCredentials), errors.Is(err, auth.ErrBadCredentials):
+		h.auth.Challenge(w, realm, false)
+		return
+	case err != nil:
+		h.log.Error("trace API: authentication failed", "err", err)
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+
+	tq := store.TraceQuery{
+		Since:  h.now().Add(-h.cfg.Retention),
+		Addr:   acct.Address(),
+		CallID: q.Get("call_id"),
+		Limit:  traceDefaultLimit,
+	}
+	if h.operators[acct.Address()] {
+		tq.Addr = q.Get("addr")
+	} else if a := q.Get("addr"); a != "" && a != acct.Address() {
+		http.Error(w, "addr: only operators read other accounts' traces", http.StatusForbidden)
+		return
+	}
+	if v := q.Get("after"); v != "" {
+		if tq.AfterID, err = strconv.ParseInt(v, 10, 64); err != nil || tq.AfterID < 0 {
+			http.Error(w, "after: want a trace id", http.StatusBadRequest)
+			return
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if tq.Limit, err = strconv.Atoi(v); err != nil || tq.Limit < 1 || tq.Limit > traceMaxLimit {
+			http.Error(w, "limit: want 1 to "+strconv.Itoa(traceMaxLimit), http.StatusBadRequest)
+			return
+		}
+	}
+	if len(tq.CallID) > 256 || len(tq.Addr) > maxAddrLen {
+		http.Error(w, "call_id or addr too long", http.StatusBadRequest)
+		return
+	}
+	traces, err := h.st.TraceList(r.Context(), tq)
+	if err != nil {
+		h.log.Error("trace API: list failed", "err", err)
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	out := struct {
+		Traces []traceJSON `json:"traces"`
+		// More is true when there may be traces after the last one.
+		More bool `json:"more"`
+	}{Traces: make([]traceJSON, len(traces)), More: len(traces) == tq.Limit}
+	for i, t := range traces {
+		out.Traces[i] = traceJSON{
+			ID: t.ID, Time: t.Time, Direction: t.Direction, Transport: t.Transport, Remote: t.Remote,
+			CallID: t.CallID, Method: t.Method, Status: t.Status, From: t.FromAddr, To: t.ToAddr,
+			Message: string(t.Message),
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(out)
+}

@@ -71,10 +71,11 @@ type Transport interface {
 	Send(ctx context.Context, d Device, m *Message) (wait func() Outcome)
 }
 
-// Spool keeps a message for the devices that did not take it; delivered
-// lists the instances that did. It returns only once the message is durable.
+// Spool keeps a message for the devices that did not take it: delivered
+// lists the instances that did, failed those registered now that did not
+// (to be tried again). It returns only once the message is durable.
 type Spool interface {
-	Store(ctx context.Context, m *Message, delivered []string) error
+	Store(ctx context.Context, m *Message, delivered, failed []string) error
 }
 
 // Report is what Deliver did: how many devices took the message, whether it
@@ -120,8 +121,7 @@ func (c *Core) Deliver(ctx context.Context, m *Message) (Report, error) {
 	}
 
 	var rep Report
-	var delivered []string
-	failed := len(devices) == 0
+	var delivered, failed []string
 	for i, o := range outcomes {
 		switch o.State {
 		case Delivered:
@@ -132,17 +132,17 @@ func (c *Core) Deliver(ctx context.Context, m *Message) (Report, error) {
 				rep.Refusal = o
 			}
 		default:
-			failed = true
+			failed = append(failed, devices[i].Instance)
 		}
 	}
-	if !failed {
+	if len(devices) > 0 && len(failed) == 0 {
 		if rep.Delivered > 0 {
 			rep.Refusal = Outcome{}
 		}
 		return rep, nil
 	}
 	rep.Refusal = Outcome{}
-	if err := c.spool.Store(ctx, m, delivered); err != nil {
+	if err := c.spool.Store(ctx, m, delivered, failed); err != nil {
 		return rep, err
 	}
 	rep.Stored = true

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -66,11 +65,13 @@ type deviceKey struct {
 	instance string
 }
 
-// deviceState is the drain schedule of one device: at most one drain runs,
-// again asks for another run when it ends, timer is a pending retry.
+// deviceState is the drain schedule of one device: at most one drain runs;
+// again asks for another run as soon as it ends, later for one at that time;
+// timer is the pending run, due when it fires.
 type deviceState struct {
 	running bool
 	again   bool
+	later   time.Time
 	timer   *time.Timer
 	due     time.Time
 }
@@ -88,9 +89,9 @@ func New(st store.Offline, loc delivery.Locator, tr delivery.Transport, cfg Conf
 // Store keeps m for every device of its recipient but those in delivered,
 // and returns once it is committed. A resend of a message already kept
 // succeeds without a second copy. It returns ErrTooLarge or an error
-// wrapping store.ErrQuota when a limit refuses m. The devices registered now
-// that did not take m are retried after RetryMin.
-func (q *Queue) Store(ctx context.Context, m *delivery.Message, delivered []string) error {
+// wrapping store.ErrQuota when a limit refuses m. The devices in failed are
+// tried again after RetryMin.
+func (q *Queue) Store(ctx context.Context, m *delivery.Message, delivered, failed []string) error {
 	if len(m.Body) > q.cfg.MaxSize {
 		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(m.Body), q.cfg.MaxSize)
 	}
@@ -113,17 +114,9 @@ func (q *Queue) Store(ctx context.Context, m *delivery.Message, delivered []stri
 		return fmt.Errorf("offline: %w", err)
 	}
 	m.ID = res.ID
-	if res.Duplicate {
-		return nil
-	}
-	devices, err := q.loc.Devices(ctx, m.AccountID)
-	if err != nil {
-		q.log.Warn("no retry scheduled: devices unknown", "err", err)
-		return nil
-	}
-	for _, d := range devices {
-		if !slices.Contains(delivered, d.Instance) {
-			q.schedule(deviceKey{m.AccountID, d.Instance}, q.cfg.RetryMin)
+	if !res.Duplicate {
+		for _, instance := range failed {
+			q.schedule(deviceKey{m.AccountID, instance}, q.cfg.RetryMin)
 		}
 	}
 	return nil
@@ -147,13 +140,15 @@ func (q *Queue) schedule(k deviceKey, delay time.Duration) {
 		s = &deviceState{}
 		q.devices[k] = s
 	}
+	due := q.now().Add(delay)
 	if s.running {
 		if delay == 0 {
 			s.again = true
+		} else if s.later.IsZero() || due.Before(s.later) {
+			s.later = due
 		}
 		return
 	}
-	due := q.now().Add(delay)
 	if s.timer != nil {
 		if !due.Before(s.due) {
 			return
@@ -187,9 +182,15 @@ func (q *Queue) start(k deviceKey) {
 				continue
 			}
 			s.running = false
-			if retry > 0 && !q.stopped {
-				s.due = q.now().Add(retry)
-				s.timer = time.AfterFunc(retry, func() { q.start(k) })
+			now := q.now()
+			due := s.later
+			if retry > 0 && (due.IsZero() || now.Add(retry).Before(due)) {
+				due = now.Add(retry)
+			}
+			s.later = time.Time{}
+			if !due.IsZero() && !q.stopped {
+				s.due = due
+				s.timer = time.AfterFunc(max(due.Sub(now), 0), func() { q.start(k) })
 			} else {
 				delete(q.devices, k)
 			}

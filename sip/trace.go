@@ -13,12 +13,13 @@ import (
 )
 
 // Trace writing bounds: traces wait in a queue of traceQueue and are written
-// in batches of up to traceBatch. When the store falls behind and the queue
+// in batches of up to traceBatch, at most traceLinger after the first. When the store falls behind and the queue
 // is full, new traces are dropped and counted, so that signaling never
 // waits for its own traces.
 const (
-	traceQueue = 1 << 16
-	traceBatch = 1024
+	traceQueue  = 1 << 16
+	traceBatch  = 1024
+	traceLinger = 100 * time.Millisecond
 )
 
 // tracer writes SIP traces behind the traffic.
@@ -91,12 +92,18 @@ func (t *tracer) add(msg sipmsg.Message, dir, transport, remote string) {
 	}
 }
 
-// run writes queued traces in batches until stop closes the queue.
+// run writes queued traces in batches until stop closes the queue. A
+// batch is written when it is full or traceLinger after its first trace:
+// under light traffic that costs one commit per traceLinger, not one per
+// message.
 func (t *tracer) run() {
 	defer close(t.done)
 	batch := make([]store.Trace, 0, traceBatch)
+	linger := time.NewTimer(0)
+	<-linger.C
 	for tr := range t.queue {
 		batch = append(batch[:0], tr)
+		linger.Reset(traceLinger)
 	fill:
 		for len(batch) < traceBatch {
 			select {
@@ -105,10 +112,11 @@ func (t *tracer) run() {
 					break fill
 				}
 				batch = append(batch, tr)
-			default:
+			case <-linger.C:
 				break fill
 			}
 		}
+		linger.Stop()
 		if err := t.st.TraceAppend(context.Background(), batch); err != nil {
 			t.metrics.tracesDropped.Add(float64(len(batch)))
 			t.log.Error("SIP traces not written", "err", err, "traces", len(batch))

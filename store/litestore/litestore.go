@@ -4,7 +4,8 @@
 // Writes go through one connection, as SQLite runs one writer at a time
 // anyway and waiting in Go beats retrying on SQLITE_BUSY; reads use a small
 // pool of read-only connections, which WAL runs beside the writer. Concurrent
-// journal puts and offline enqueues share transactions (group commit).
+// journal puts, offline enqueues and registrations share transactions
+// (group commit).
 package litestore
 
 import (
@@ -57,6 +58,7 @@ type Store struct {
 	log    *slog.Logger
 	puts   *groupcommit.Group[engine.PutRequest, engine.PutResult]
 	queue  *groupcommit.Group[engine.EnqueueRequest, engine.EnqueueResult]
+	regs   *groupcommit.Group[store.Registration, error]
 	closed atomic.Bool
 	// lastTS is the newest time stamped, or found in the journal at Open:
 	// puts never stamp an earlier one. After Open only flushPuts uses it,
@@ -111,6 +113,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.log = s.log.With("component", "litestore")
 	s.puts = groupcommit.New(putMaxBatch, putTimeout, s.flushPuts)
 	s.queue = groupcommit.New(enqueueMaxBatch, putTimeout, s.flushEnqueues)
+	s.regs = groupcommit.New(putMaxBatch, putTimeout, s.flushRegistrations)
 	if err := s.ready(ctx, opts.Migrate, opts.Inspect); err != nil {
 		err = s.wrap("open "+path, err)
 		s.Close()

@@ -11,24 +11,54 @@ import (
 
 // RegistrationPut stores r, replacing the binding with the same account and
 // instance. It returns store.ErrNotFound when the account does not exist.
+// Concurrent puts share commits: a registrar refreshing many devices at once
+// waits for one disk flush, not one each.
 func (s *Store) RegistrationPut(ctx context.Context, r store.Registration) error {
 	const op = "registration put"
 	if err := engine.CheckRegistration(r); err != nil {
 		return fmt.Errorf("litestore: %s: %w", op, err)
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO registrations
-		(account_id, instance, contact, transport, source, node, call_id, cseq, user_agent, expires_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (account_id, instance) DO UPDATE SET
-			contact = excluded.contact, transport = excluded.transport, source = excluded.source,
-			node = excluded.node, call_id = excluded.call_id, cseq = excluded.cseq,
-			user_agent = excluded.user_agent, expires_at = excluded.expires_at, updated_at = excluded.updated_at`,
-		r.AccountID, r.Instance, r.Contact, r.Transport, r.Source, r.Node, r.CallID, int64(r.CSeq), r.UserAgent,
-		engine.Micro(r.Expires), s.now().UnixMicro())
+	if err := s.checkOpen(op); err != nil {
+		return err
+	}
+	res, err := s.regs.Do(ctx, r)
 	if err != nil {
 		return s.wrap(op, err)
 	}
-	return nil
+	return res
+}
+
+// flushRegistrations upserts a batch of bindings in one transaction; a
+// binding whose account does not exist gets store.ErrNotFound.
+func (s *Store) flushRegistrations(ctx context.Context, batch []store.Registration) ([]error, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO registrations
+		(account_id, instance, contact, transport, source, node, call_id, cseq, user_agent, expires_at, updated_at)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?1)
+		ON CONFLICT (account_id, instance) DO UPDATE SET
+			contact = excluded.contact, transport = excluded.transport, source = excluded.source,
+			node = excluded.node, call_id = excluded.call_id, cseq = excluded.cseq,
+			user_agent = excluded.user_agent, expires_at = excluded.expires_at, updated_at = excluded.updated_at`)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UnixMicro()
+	errs := make([]error, len(batch))
+	for i, r := range batch {
+		res, err := stmt.ExecContext(ctx, r.AccountID, r.Instance, r.Contact, r.Transport, r.Source, r.Node, r.CallID,
+			int64(r.CSeq), r.UserAgent, engine.Micro(r.Expires), now)
+		if err != nil {
+			return nil, err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			errs[i] = fmt.Errorf("litestore: registration put: account %d: %w", r.AccountID, store.ErrNotFound)
+		}
+	}
+	return errs, tx.Commit()
 }
 
 // RegistrationDelete removes one binding, if there is one.

@@ -56,6 +56,7 @@ type Store struct {
 	log    *slog.Logger
 	puts   *groupcommit.Group[engine.PutRequest, engine.PutResult]
 	queue  *groupcommit.Group[engine.EnqueueRequest, engine.EnqueueResult]
+	regs   *groupcommit.Group[store.Registration, error]
 	closed atomic.Bool
 	// lastTS is the newest time stamped, or found in the journal at Open:
 	// puts never stamp an earlier one. After Open only flushPuts uses it,
@@ -95,6 +96,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.log = s.log.With("component", "pgstore")
 	s.puts = groupcommit.New(putMaxBatch, putTimeout, s.flushPuts)
 	s.queue = groupcommit.New(enqueueMaxBatch, putTimeout, s.flushEnqueues)
+	s.regs = groupcommit.New(putMaxBatch, putTimeout, s.flushRegistrations)
 	if err := s.ready(ctx, opts.Migrate, opts.Inspect); err != nil {
 		err = s.wrap("open", err)
 		s.Close()

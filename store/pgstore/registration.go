@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cairn-chat/cairn/store"
 	"github.com/cairn-chat/cairn/store/internal/engine"
@@ -13,24 +14,51 @@ import (
 
 // RegistrationPut stores r, replacing the binding with the same account and
 // instance. It returns store.ErrNotFound when the account does not exist.
+// Concurrent puts share commits: a registrar refreshing many devices at once
+// waits for one WAL flush, not one each.
 func (s *Store) RegistrationPut(ctx context.Context, r store.Registration) error {
 	const op = "registration put"
 	if err := engine.CheckRegistration(r); err != nil {
 		return fmt.Errorf("pgstore: %s: %w", op, err)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO registrations
-		(account_id, instance, contact, transport, source, node, call_id, cseq, user_agent, expires_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-		ON CONFLICT (account_id, instance) DO UPDATE SET
-			contact = excluded.contact, transport = excluded.transport, source = excluded.source,
-			node = excluded.node, call_id = excluded.call_id, cseq = excluded.cseq,
-			user_agent = excluded.user_agent, expires_at = excluded.expires_at, updated_at = excluded.updated_at`,
-		r.AccountID, r.Instance, r.Contact, r.Transport, r.Source, r.Node, r.CallID, int64(r.CSeq), r.UserAgent,
-		r.Expires, s.now())
+	if err := s.checkOpen(op); err != nil {
+		return err
+	}
+	res, err := s.regs.Do(ctx, r)
 	if err != nil {
 		return s.wrap(op, err)
 	}
-	return nil
+	return res
+}
+
+// upsertRegistration stores one binding if its account exists.
+const upsertRegistration = `INSERT INTO registrations
+	(account_id, instance, contact, transport, source, node, call_id, cseq, user_agent, expires_at, updated_at)
+	SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE EXISTS (SELECT 1 FROM accounts WHERE id = $1)
+	ON CONFLICT (account_id, instance) DO UPDATE SET
+		contact = excluded.contact, transport = excluded.transport, source = excluded.source,
+		node = excluded.node, call_id = excluded.call_id, cseq = excluded.cseq,
+		user_agent = excluded.user_agent, expires_at = excluded.expires_at, updated_at = excluded.updated_at`
+
+// flushRegistrations upserts a batch of bindings in one transaction, one
+// round trip; a binding whose account does not exist gets
+// store.ErrNotFound.
+func (s *Store) flushRegistrations(ctx context.Context, batch []store.Registration) ([]error, error) {
+	now := s.now()
+	errs := make([]error, len(batch))
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	for i, r := range batch {
+		b.Queue(upsertRegistration, r.AccountID, r.Instance, r.Contact, r.Transport, r.Source, r.Node, r.CallID,
+			int64(r.CSeq), r.UserAgent, r.Expires, now).Exec(func(tag pgconn.CommandTag) error {
+			if tag.RowsAffected() == 0 {
+				errs[i] = fmt.Errorf("pgstore: registration put: account %d: %w", r.AccountID, store.ErrNotFound)
+			}
+			return nil
+		})
+	}
+	b.Queue("COMMIT")
+	return errs, s.pool.SendBatch(ctx, b).Close()
 }
 
 // RegistrationDelete removes one binding, if there is one.

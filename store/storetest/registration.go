@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,6 +142,39 @@ func testRegistrations(t *testing.T, open opener) {
 		err := s.RegistrationPut(t.Context(), binding(a.ID+1000, "d1", clock.Now().Add(time.Hour)))
 		if !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("RegistrationPut to an unknown account = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("Concurrent", func(t *testing.T) {
+		t.Parallel()
+		s, clock := setup(t, open)
+		a := mustAccount(t, s, "alice", "example.com")
+		const n = 64
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				account := a.ID
+				if i%8 == 7 { // some writes of a batch fail, the others commit
+					account = a.ID + 1000
+				}
+				errs[i] = s.RegistrationPut(t.Context(), binding(account, fmt.Sprintf("d%02d", i), clock.Now().Add(time.Hour)))
+			})
+		}
+		wg.Wait()
+		want := 0
+		for i, err := range errs {
+			switch {
+			case i%8 == 7 && !errors.Is(err, store.ErrNotFound):
+				t.Errorf("put %d to an unknown account = %v, want ErrNotFound", i, err)
+			case i%8 != 7 && err != nil:
+				t.Errorf("put %d = %v", i, err)
+			case i%8 != 7:
+				want++
+			}
+		}
+		if got := listBindings(t, s, a.ID, clock.Now()); len(got) != want {
+			t.Errorf("%d bindings stored, want %d", len(got), want)
 		}
 	})
 

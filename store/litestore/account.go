@@ -34,7 +34,7 @@ func (s *Store) AccountCreate(ctx context.Context, a *store.Account) error {
 
 // AccountGet returns the account user@domain, or store.ErrNotFound.
 func (s *Store) AccountGet(ctx context.Context, user, domain string) (store.Account, error) {
-	row := s.r.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE domain = ? AND username = ?`, domain, user)
+	row := s.queryRow(ctx, `SELECT `+accountColumns+` FROM accounts WHERE domain = ? AND username = ?`, domain, user)
 	a, err := scanAccount(row)
 	if err != nil {
 		return store.Account{}, s.wrap("account get "+user+"@"+domain, err)
@@ -45,7 +45,7 @@ func (s *Store) AccountGet(ctx context.Context, user, domain string) (store.Acco
 // AccountDomainExists reports whether any account belongs to domain.
 func (s *Store) AccountDomainExists(ctx context.Context, domain string) (bool, error) {
 	var ok bool
-	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE domain = ?)`, domain).Scan(&ok)
+	err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE domain = ?)`, domain).Scan(&ok)
 	if err != nil {
 		return false, s.wrap("account domain "+domain, err)
 	}
@@ -75,7 +75,7 @@ func (s *Store) AccountDelete(ctx context.Context, user, domain string) error {
 
 // AccountList returns every account, ordered by domain then user, byte by byte.
 func (s *Store) AccountList(ctx context.Context) ([]store.Account, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY domain, username`)
+	rows, err := s.query(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY domain, username`)
 	if err != nil {
 		return nil, s.wrap("account list", err)
 	}

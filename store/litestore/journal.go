@@ -150,7 +150,7 @@ func (s *Store) JournalList(ctx context.Context, q store.JournalQuery) ([]store.
 		return nil, fmt.Errorf("litestore: %s: %w", op, err)
 	}
 	args = append(args, engine.ByteCap(q))
-	rows, err := s.r.QueryContext(ctx, `SELECT id, account_id, device, msg_id, data, ip, ts`+journalRows+` LIMIT `+byteLimit, args...)
+	rows, err := s.query(ctx, `SELECT id, account_id, device, msg_id, data, ip, ts`+journalRows+` LIMIT `+byteLimit, args...)
 	if err != nil {
 		return nil, s.wrap(op, err)
 	}
@@ -179,7 +179,7 @@ func (s *Store) JournalSummary(ctx context.Context, q store.JournalQuery) ([]sto
 	if err != nil {
 		return nil, fmt.Errorf("litestore: %s: %w", op, err)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT id, ts`+journalRows+` LIMIT ?5`, args...)
+	rows, err := s.query(ctx, `SELECT id, ts`+journalRows+` LIMIT ?5`, args...)
 	if err != nil {
 		return nil, s.wrap(op, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +60,7 @@ type Store struct {
 	puts   *groupcommit.Group[engine.PutRequest, engine.PutResult]
 	queue  *groupcommit.Group[engine.EnqueueRequest, engine.EnqueueResult]
 	regs   *groupcommit.Group[store.Registration, error]
+	stmts  sync.Map // SQL text → *sql.Stmt on r
 	closed atomic.Bool
 	// lastTS is the newest time stamped, or found in the journal at Open:
 	// puts never stamp an earlier one. After Open only flushPuts uses it,
@@ -178,11 +180,51 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return fmt.Errorf("litestore: close: %w", store.ErrClosed)
 	}
+	s.stmts.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
 	// The writer closes last, so that it checkpoints the WAL into the file.
 	if err := errors.Join(s.r.Close(), s.w.Close()); err != nil {
 		return fmt.Errorf("litestore: close: %w", err)
 	}
 	return nil
+}
+
+// prepared returns the reader statement for q, prepared once and cached:
+// parsing SQL costs SQLite more than running the small reads of a SIP
+// request.
+func (s *Store) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.r.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// query runs a read through a cached statement.
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := s.prepared(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// queryRow runs a one-row read through a cached statement.
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := s.prepared(ctx, q)
+	if err != nil {
+		return s.r.QueryRowContext(ctx, q, args...) // reports the same error
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 // checkOpen returns ErrClosed, wrapped for op, once the store is closed.

@@ -87,7 +87,7 @@ func (s *Store) MigrateStatus(ctx context.Context) ([]store.Migration, error) {
 
 func (s *Store) status(ctx context.Context) ([]store.Migration, error) {
 	var exists bool
-	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?)`,
+	err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?)`,
 		schema.VersionsTable).Scan(&exists)
 	if err != nil {
 		return nil, err

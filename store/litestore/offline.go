@@ -143,7 +143,7 @@ func (s *Store) OfflinePending(ctx context.Context, q store.OfflinePendingQuery)
 	if err := engine.CheckPending(q); err != nil {
 		return nil, fmt.Errorf("litestore: %s: %w", op, err)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT m.id, m.account_id, m.sender, m.from_hdr, m.to_hdr, m.date_hdr, m.content_type,
+	rows, err := s.query(ctx, `SELECT m.id, m.account_id, m.sender, m.from_hdr, m.to_hdr, m.date_hdr, m.content_type,
 			m.body, m.dedup_key, m.created_at, m.expires_at, coalesce(d.attempts, 0), d.next_at
 		FROM offline_messages m
 		LEFT JOIN offline_deliveries d ON d.message_id = m.id AND d.instance = ?2

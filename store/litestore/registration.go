@@ -81,7 +81,7 @@ func (s *Store) RegistrationDeleteAll(ctx context.Context, accountID int64) erro
 // now, ordered by instance, byte by byte.
 func (s *Store) RegistrationList(ctx context.Context, accountID int64, now time.Time) ([]store.Registration, error) {
 	const op = "registration list"
-	rows, err := s.r.QueryContext(ctx, `SELECT account_id, instance, contact, transport, source, node, call_id, cseq, user_agent, expires_at, updated_at
+	rows, err := s.query(ctx, `SELECT account_id, instance, contact, transport, source, node, call_id, cseq, user_agent, expires_at, updated_at
 		FROM registrations WHERE account_id = ? AND expires_at > ? ORDER BY instance`, accountID, engine.Micro(now))
 	if err != nil {
 		return nil, s.wrap(op, err)

@@ -56,7 +56,7 @@ func (s *Store) TraceList(ctx context.Context, q store.TraceQuery) ([]store.Trac
 	if err := engine.CheckTraceQuery(q); err != nil {
 		return nil, fmt.Errorf("litestore: %s: %w", op, err)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT id, at, direction, transport, local, remote, call_id, method, status, from_addr, to_addr, message
+	rows, err := s.query(ctx, `SELECT id, at, direction, transport, local, remote, call_id, method, status, from_addr, to_addr, message
 		FROM sip_traces WHERE `+traceFilter(q)+` ORDER BY id LIMIT ?5`,
 		q.AfterID, engine.Micro(q.Since), q.CallID, q.Addr, q.Limit)
 	if err != nil {

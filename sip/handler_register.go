@@ -70,7 +70,9 @@ func (s *Server) onRegister(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 				return
 			}
 		}
-		if err := s.st.RegistrationDeleteAll(ctx, acct.ID); err != nil {
+		err := s.st.RegistrationDeleteAll(ctx, acct.ID)
+		s.loc.invalidate(acct.ID)
+		if err != nil {
 			s.storeFailed(req, tx, err)
 			return
 		}
@@ -112,6 +114,7 @@ func (s *Server) onRegister(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 			})
 			drains = append(drains, b.instance)
 		}
+		s.loc.invalidate(acct.ID)
 		if err != nil {
 			s.storeFailed(req, tx, err)
 			return

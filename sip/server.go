@@ -109,6 +109,7 @@ type Server struct {
 	domains map[string]bool
 	tracer  *tracer
 	metrics *metrics
+	loc     *location
 
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
@@ -162,6 +163,7 @@ func New(cfg Config, st Store, digest *auth.Digest, now func() time.Time, log *s
 		s.domains[strings.ToLower(d)] = true
 	}
 	s.tracer = newTracer(st, now, log, s.metrics)
+	s.loc = newLocation(st, now)
 	ua.TransportLayer().OnMessage(s.traceIn)
 	srv.OnRegister(s.guard(s.onRegister))
 	srv.OnMessage(s.guard(s.onMessage))

@@ -17,7 +17,7 @@ import (
 // Devices returns the devices registered now for an account; it is the
 // delivery.Locator of SIP devices.
 func (s *Server) Devices(ctx context.Context, accountID int64) ([]delivery.Device, error) {
-	regs, err := s.st.RegistrationList(ctx, accountID, s.now())
+	regs, err := s.loc.list(ctx, accountID)
 	if err != nil {
 		return nil, err
 	}

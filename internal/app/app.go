@@ -140,7 +140,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		DefaultRealm: cfg.Journal.DefaultRealm,
 	}, st, httpAuth, now, log.With("component", "replication"), reg)
 
-	if err := n.newSIP(digest, reg); err != nil {
+	// SIP requests read their accounts through a cache; a password
+	// changed by `cairn user passwd` reaches SIP within accountCacheTTL.
+	accounts := auth.NewAccountCache(st, accountCacheTTL, now)
+	if err := n.newSIP(accounts, auth.NewDigest(accounts, keys, nonces), reg); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -160,7 +163,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 
 // newSIP builds the SIP front-end, the delivery core and the offline queue,
 // and wires them to each other.
-func (n *Node) newSIP(digest *auth.Digest, reg prometheus.Registerer) error {
+func (n *Node) newSIP(accounts *auth.AccountCache, digest *auth.Digest, reg prometheus.Registerer) error {
 	cfg := n.cfg
 	trusted := make([]netip.Prefix, 0, len(cfg.SIP.Trusted))
 	for _, t := range cfg.SIP.Trusted {
@@ -184,7 +187,7 @@ func (n *Node) newSIP(digest *auth.Digest, reg prometheus.Registerer) error {
 		MaxContacts:  16,
 		MaxInFlight:  4096,
 		Node:         host,
-	}, n.store, digest, n.now, n.log.With("component", "sip"), reg)
+	}, sipStore{n.store, accounts}, digest, n.now, n.log.With("component", "sip"), reg)
 	if err != nil {
 		return err
 	}
@@ -208,6 +211,24 @@ func algorithms(names []string) []auth.Algorithm {
 		out[i] = auth.Algorithm(n)
 	}
 	return out
+}
+
+// accountCacheTTL is how long the SIP front-end trusts an account it read.
+const accountCacheTTL = 10 * time.Second
+
+// sipStore is the store as the SIP front-end reads it: accounts through
+// the cache.
+type sipStore struct {
+	store.Store
+	accounts *auth.AccountCache
+}
+
+func (s sipStore) AccountGet(ctx context.Context, user, domain string) (store.Account, error) {
+	return s.accounts.AccountGet(ctx, user, domain)
+}
+
+func (s sipStore) AccountDomainExists(ctx context.Context, domain string) (bool, error) {
+	return s.accounts.AccountDomainExists(ctx, domain)
 }
 
 // router is the delivery core and the offline queue, as the SIP front-end

@@ -95,7 +95,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.log = s.log.With("component", "pgstore")
 	s.puts = groupcommit.New(putMaxBatch, putTimeout, s.flushPuts)
-	s.queue = groupcommit.New(enqueueMaxBatch, putTimeout, s.flushEnqueues)
+	s.queue = groupcommit.New(enqueueMaxBatch, putTimeout, s.flushEnqueues).WithLinger(engine.EnqueueLinger)
 	s.regs = groupcommit.New(putMaxBatch, putTimeout, s.flushRegistrations)
 	if err := s.ready(ctx, opts.Migrate, opts.Inspect); err != nil {
 		err = s.wrap("open", err)

@@ -114,3 +114,38 @@ func TestGroupFlushTimeout(t *testing.T) {
 		t.Fatalf("err = %v, want DeadlineExceeded", err)
 	}
 }
+
+func TestGroupLinger(t *testing.T) {
+	t.Parallel()
+	var sizes []int
+	var mu sync.Mutex
+	g := New(4, time.Second, func(_ context.Context, batch []int) ([]int, error) {
+		mu.Lock()
+		sizes = append(sizes, len(batch))
+		mu.Unlock()
+		return batch, nil
+	}).WithLinger(50 * time.Millisecond)
+
+	// A lone request waits for company, then flushes alone.
+	start := time.Now()
+	if _, err := g.Do(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Errorf("a lone request flushed after %v, before the linger", d)
+	}
+	// Requests that come during the linger share the flush.
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			time.Sleep(time.Duration(i) * 5 * time.Millisecond)
+			g.Do(t.Context(), i)
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 3 {
+		t.Errorf("flush sizes %v, want [1 3]", sizes)
+	}
+}

@@ -274,6 +274,8 @@ func testLimits(t *testing.T, eng apptest.Engine) {
 	alice := e.device("alice", alicePW, "tcp", "")
 	res, err := alice.Send(ctx(t), "sip:bob@example.com", "text/plain", bytes.Repeat([]byte("x"), 2049))
 	mustStatus(t, res, err, 413)
+	res, err = alice.Send(ctx(t), "sip:bob@example.com", "text/plain; x="+strings.Repeat("y", 300), []byte("x"))
+	mustStatus(t, res, err, 400)
 	for i := range 3 {
 		res, err := alice.Send(ctx(t), "sip:bob@example.com", "text/plain", fmt.Appendf(nil, "m%02d", i))
 		mustStatus(t, res, err, 200)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	sipmsg "github.com/emiago/sipgo/sip"
 
@@ -34,6 +36,10 @@ func (s *Server) onMessage(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 	ctype := req.ContentType()
 	if len(body) == 0 || ctype == nil || strings.TrimSpace(ctype.Value()) == "" {
 		s.respond(req, tx, 400, "Empty MESSAGE Or No Content-Type")
+		return
+	}
+	if v := ctype.Value(); len(v) > maxContentType || !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) {
+		s.respond(req, tx, 400, "Bad Content-Type")
 		return
 	}
 	lifetime, hasExpires, err := messageExpires(req)
@@ -87,7 +93,7 @@ func (s *Server) onMessage(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		From:        truncate(withoutTag(from.Address, from.DisplayName, from.Params), 1024),
 		To:          truncate(withoutTag(to.Address, to.DisplayName, to.Params), 1024),
 		Date:        date,
-		ContentType: truncate(ctype.Value(), 256),
+		ContentType: ctype.Value(),
 		Body:        body,
 		Key:         dedupKey(ctype.Value(), body, callID.Value(), cseq.SeqNo),
 	}

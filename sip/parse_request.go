@@ -15,6 +15,7 @@ const (
 	maxInstanceLen = 256
 	maxAddrLen     = 320 // a user part of 64 and a domain of 255, with room
 	maxKeyLen      = 300
+	maxContentType = 256
 )
 
 // addrOf returns user@host of a SIP URI, with the host in lower case (the

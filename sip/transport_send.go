@@ -38,6 +38,11 @@ func (s *Server) Send(ctx context.Context, d delivery.Device, m *delivery.Messag
 	fail := func(code int, reason string) func() delivery.Outcome {
 		return func() delivery.Outcome { return delivery.Outcome{State: delivery.Failed, Code: code, Reason: reason} }
 	}
+	// A message that cannot be written at all would fail the same way on
+	// every retry.
+	refuse := func(reason string) func() delivery.Outcome {
+		return func() delivery.Outcome { return delivery.Outcome{State: delivery.Rejected, Code: 400, Reason: reason} }
+	}
 	// Not blocking: a handler sending holds running already, and Stop may
 	// be waiting for it.
 	if !s.running.TryRLock() {
@@ -52,9 +57,7 @@ func (s *Server) Send(ctx context.Context, d delivery.Device, m *delivery.Messag
 	r := d.Route.(store.Registration)
 	var target sipmsg.Uri
 	if err := sipmsg.ParseUri(r.Contact, &target); err != nil {
-		return func() delivery.Outcome {
-			return delivery.Outcome{State: delivery.Rejected, Code: 400, Reason: "Bad Contact"}
-		}
+		return refuse("Bad Contact")
 	}
 	req := sipmsg.NewRequest(sipmsg.MESSAGE, target)
 	req.SetTransport(strings.ToUpper(r.Transport))
@@ -64,12 +67,12 @@ func (s *Server) Send(ctx context.Context, d delivery.Device, m *delivery.Messag
 	}
 	var from sipmsg.FromHeader
 	if err := parseNameAddr(m.From, &from.Address, &from.DisplayName, &from.Params); err != nil {
-		return fail(400, "Bad From")
+		return refuse("Bad From")
 	}
 	from.Params.Add("tag", sipmsg.GenerateTagN(16))
 	var to sipmsg.ToHeader
 	if err := parseNameAddr(m.To, &to.Address, &to.DisplayName, &to.Params); err != nil {
-		return fail(400, "Bad To")
+		return refuse("Bad To")
 	}
 	callID := sipmsg.CallIDHeader(newCallID())
 	if m.ID != 0 {

@@ -63,6 +63,7 @@ func (s *Server) onRegister(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		return
 	}
 	callID, cseq := req.CallID().Value(), req.CSeq().SeqNo
+	var gen, epoch uint64 // of this REGISTER's last write, for the cache
 	if wildcard {
 		for _, r := range current {
 			if r.CallID == callID && cseq <= r.CSeq {
@@ -71,7 +72,7 @@ func (s *Server) onRegister(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 			}
 		}
 		err := s.st.RegistrationDeleteAll(ctx, acct.ID)
-		s.loc.invalidate(acct.ID)
+		gen, epoch = s.loc.invalidate(acct.ID)
 		if err != nil {
 			s.storeFailed(req, tx, err)
 			return
@@ -114,17 +115,20 @@ func (s *Server) onRegister(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 			})
 			drains = append(drains, b.instance)
 		}
-		s.loc.invalidate(acct.ID)
+		gen, epoch = s.loc.invalidate(acct.ID)
 		if err != nil {
 			s.storeFailed(req, tx, err)
 			return
 		}
 	}
 	if len(bindings) > 0 || wildcard {
+		// Read after every write of this REGISTER: what it holds, the
+		// drains below find in the cache.
 		if current, err = s.st.RegistrationList(ctx, acct.ID, now); err != nil {
 			s.storeFailed(req, tx, err)
 			return
 		}
+		s.loc.set(acct.ID, current, gen, epoch)
 	}
 	res := sipmsg.NewResponseFromRequest(req, 200, "OK", nil)
 	for _, r := range current {

@@ -69,8 +69,11 @@ func (l *location) list(ctx context.Context, accountID int64) ([]store.Registrat
 }
 
 // invalidate forgets an account's bindings; call it after writing them.
-func (l *location) invalidate(accountID int64) {
+// It returns the generation that a list read after the write may be
+// cached under (set).
+func (l *location) invalidate(accountID int64) (gen, epoch uint64) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	delete(l.regs, accountID)
 	l.gen[accountID]++
 	if len(l.gen) >= maxLocations {
@@ -78,5 +81,19 @@ func (l *location) invalidate(accountID int64) {
 		clear(l.gen)
 		l.epoch++
 	}
-	l.mu.Unlock()
+	return l.gen[accountID], l.epoch
+}
+
+// set caches regs, read after the write that invalidate returned gen and
+// epoch for, unless another write came since.
+func (l *location) set(accountID int64, regs []store.Registration, gen, epoch uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.gen[accountID] != gen || l.epoch != epoch {
+		return
+	}
+	if len(l.regs) >= maxLocations {
+		clear(l.regs)
+	}
+	l.regs[accountID] = cachedBindings{regs: regs, until: l.now().Add(locationTTL)}
 }

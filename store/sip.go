@@ -65,8 +65,10 @@ type OfflineMessage struct {
 
 // OfflineEnqueueParams stores one message. Delivered lists the instances that
 // took it already (they are never sent it again). MaxCount and MaxBytes bound
-// what the recipient may have stored, unexpired at Now, with this message
-// included; zero means no bound. The check and the insert are one atomic step.
+// the recipient's backlog: the messages unexpired at Now that no device has
+// taken (DeliveryDone), with this message included; zero means no bound. A message kept for devices that have not
+// registered yet, once some device took it, counts no more. The check and
+// the insert are one atomic step.
 type OfflineEnqueueParams struct {
 	Message   OfflineMessage
 	Delivered []string

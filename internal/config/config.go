@@ -77,8 +77,8 @@ type Offline struct {
 	Retention Duration `json:"retention"`
 	// MaxMessageSize bounds one message body, in bytes (413 past it).
 	MaxMessageSize int `json:"max_message_size"`
-	// MaxMessages and MaxBytes bound what one user may have stored
-	// (0: no bound).
+	// MaxMessages and MaxBytes bound one user's backlog: the stored
+	// messages no device has taken yet (0: no bound).
 	MaxMessages int   `json:"max_messages"`
 	MaxBytes    int64 `json:"max_bytes"`
 	// StoredStatus answers a stored MESSAGE: 200 (the default, since Blink

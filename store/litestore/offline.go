@@ -48,9 +48,11 @@ func (s *Store) flushEnqueues(ctx context.Context, batch []engine.EnqueueRequest
 	}{
 		{&q.lookup, `SELECT id, expires_at FROM offline_messages WHERE account_id = ? AND sender = ? AND dedup_key = ?`},
 		// The filter on expiry is no index condition: the count reads index
-		// offline_messages_account alone, not offline_messages_expires.
+		// offline_messages_account, not offline_messages_expires. A message
+		// some device took counts no more.
 		{&q.usage, `SELECT count(*) FILTER (WHERE expires_at > ?2), coalesce(sum(size) FILTER (WHERE expires_at > ?2), 0)
-			FROM offline_messages WHERE account_id = ?1`},
+			FROM offline_messages m WHERE account_id = ?1
+			AND NOT EXISTS (SELECT 1 FROM offline_deliveries d WHERE d.message_id = m.id AND d.state = 2)`},
 		{&q.insert, `INSERT INTO offline_messages
 			(account_id, sender, from_hdr, to_hdr, date_hdr, content_type, body, dedup_key, size, created_at, expires_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`},

@@ -62,7 +62,7 @@ CROSS JOIN LATERAL (
 
 // messageUsage returns, for each account and time passed as arrays, its
 // index (from 1) and the count and bytes of the account's messages
-// unexpired at that time. It reads them from index offline_messages_account
+// unexpired at that time that no device has taken. It reads them from index offline_messages_account
 // alone: the filter on expiry is no index condition, so that the planner
 // cannot pick offline_messages_expires, which holds nearly every row.
 const messageUsage = `
@@ -72,6 +72,7 @@ CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE m.expires_at > k.now) AS count,
         coalesce(sum(m.size) FILTER (WHERE m.expires_at > k.now), 0)::bigint AS bytes
     FROM offline_messages m WHERE m.account_id = k.account_id
+    AND NOT EXISTS (SELECT 1 FROM offline_deliveries d WHERE d.message_id = m.id AND d.state = 2)
 ) AS u`
 
 // insertMessages inserts the messages passed as arrays, with creation time $11.
@@ -267,7 +268,9 @@ func planEnqueues(batch []engine.EnqueueRequest, in enqueueState) enqueuePlan {
 		// As stored: to the microsecond.
 		added := &storedMessage{id: id, expires: m.ExpiresAt.Truncate(time.Microsecond), size: int64(len(m.Body)), req: i}
 		byKey[key] = added
-		changes[m.AccountID] = append(changes[m.AccountID], change{+1, added.expires, added.size})
+		if len(r.Delivered) == 0 { // one a device took counts no more
+			changes[m.AccountID] = append(changes[m.AccountID], change{+1, added.expires, added.size})
+		}
 		p.insert = append(p.insert, i)
 	}
 	if len(dropped) > 0 {

@@ -166,6 +166,42 @@ func testOffline(t *testing.T, open opener) {
 		}
 	})
 
+	// The quota bounds the backlog: a message some device took counts no
+	// more, though it stays for devices that register later.
+	t.Run("QuotaCountsBacklog", func(t *testing.T) {
+		t.Parallel()
+		s, clock := setup(t, open)
+		alice := mustAccount(t, s, "alice", "example.com")
+		enqueue := func(key string, delivered ...string) error {
+			_, err := s.OfflineEnqueue(t.Context(), store.OfflineEnqueueParams{
+				Message: message(alice.ID, "carol@example.com", key, clock.Now().Add(time.Hour)), Delivered: delivered,
+				Now: clock.Now(), MaxCount: 1,
+			})
+			return err
+		}
+		if err := enqueue("a", "d0"); err != nil { // taken by d0 already: no backlog
+			t.Fatal(err)
+		}
+		if err := enqueue("b"); err != nil {
+			t.Fatalf("second message with a backlog of 0: %v", err)
+		}
+		if err := enqueue("c"); !errors.Is(err, store.ErrQuota) {
+			t.Fatalf("third message with a backlog of 1: %v, want ErrQuota", err)
+		}
+		owed := pending(t, s, store.OfflinePendingQuery{AccountID: alice.ID, Instance: "d1", Limit: 10})
+		if len(owed) != 2 {
+			t.Fatalf("d1 is owed %d messages, want 2", len(owed))
+		}
+		err := s.OfflineMark(t.Context(), store.OfflineMarkParams{AccountID: alice.ID, MessageIDs: []int64{owed[1].Message.ID},
+			Instance: "d1", State: store.DeliveryDone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := enqueue("c"); err != nil {
+			t.Fatalf("after d1 took b the backlog is 0, but: %v", err)
+		}
+	})
+
 	// Enqueues that share commits must not pass a quota together, and the
 	// ones refused must not hold up the others.
 	t.Run("ConcurrentQuota", func(t *testing.T) {

@@ -16,7 +16,6 @@ import (
 type Message struct {
 	ID          int64
 	AccountID   int64  // the recipient's account
-	Recipient   string // the recipient's address, user@domain
 	Sender      string // the sender's address, user@domain, lower case
 	From        string // From header value, without tag
 	To          string // To header value, without tag

@@ -185,7 +185,7 @@ func TestDeliver(t *testing.T) {
 			t.Parallel()
 			tr := &transport{outcomes: tt.outcomes}
 			sp := &spool{err: tt.spoolErr}
-			m := &Message{AccountID: 7, Recipient: "alice@example.com", Body: []byte("hi")}
+			m := &Message{AccountID: 7, Body: []byte("hi")}
 			got, err := New(tt.loc, tr, sp).Deliver(t.Context(), m)
 			if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
 				t.Errorf("Deliver error = %v, want %v", err, tt.wantErr)

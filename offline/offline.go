@@ -319,11 +319,6 @@ func (q *Queue) Stop() {
 	q.wg.Wait()
 }
 
-// Purge removes the messages expired at now and returns how many.
-func Purge(ctx context.Context, st store.Offline, now time.Time) (int64, error) {
-	return st.OfflinePurge(ctx, now)
-}
-
 func toMessage(m *store.OfflineMessage) *delivery.Message {
 	return &delivery.Message{
 		ID: m.ID, AccountID: m.AccountID, Sender: m.Sender, From: m.From, To: m.To, Date: m.Date,

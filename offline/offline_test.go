@@ -187,7 +187,6 @@ func newEnv(t *testing.T, o options) *env {
 func (e *env) message(i int) *delivery.Message {
 	return &delivery.Message{
 		AccountID:   e.acct,
-		Recipient:   "alice@example.com",
 		Sender:      "bob@example.com",
 		From:        "<sip:bob@example.com>",
 		To:          "<sip:alice@example.com>",

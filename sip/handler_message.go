@@ -88,7 +88,6 @@ func (s *Server) onMessage(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 	}
 	m := &delivery.Message{
 		AccountID:   rcpt.ID,
-		Recipient:   rcpt.Address(),
 		Sender:      strings.ToLower(sender),
 		From:        truncate(withoutTag(from.Address, from.DisplayName, from.Params), 1024),
 		To:          truncate(withoutTag(to.Address, to.DisplayName, to.Params), 1024),

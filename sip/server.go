@@ -112,7 +112,6 @@ type Server struct {
 	loc     *location
 
 	ua     *sipgo.UserAgent
-	srv    *sipgo.Server
 	client *sipgo.Client
 
 	router   Router
@@ -155,7 +154,7 @@ func New(cfg Config, st Store, digest *auth.Digest, now func() time.Time, log *s
 		cfg: cfg, st: st, digest: digest, log: log, now: now,
 		domains: make(map[string]bool),
 		metrics: newMetrics(reg),
-		ua:      ua, srv: srv, client: client,
+		ua:      ua, client: client,
 		inflight: make(chan struct{}, cfg.MaxInFlight),
 		ctx:      ctx, cancel: cancel,
 	}

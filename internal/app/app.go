@@ -382,7 +382,7 @@ func Purge(ctx context.Context, cfg config.Config, st store.Store, now store.Clo
 	if p.Journal, err = replication.Purge(ctx, st, t, cfg.Journal.Retention.D()); err != nil {
 		return p, err
 	}
-	if p.Offline, err = offline.Purge(ctx, st, t); err != nil {
+	if p.Offline, err = st.OfflinePurge(ctx, t); err != nil {
 		return p, err
 	}
 	if p.Traces, err = st.TracePurge(ctx, t.Add(-cfg.Traces.Retention.D())); err != nil {

@@ -154,6 +154,7 @@ type Store interface {
 	Registrations
 	Offline
 	Traces
+	MSRPSessions
 	// MigrateUp applies every pending migration and returns the versions it applied.
 	MigrateUp(ctx context.Context) ([]int, error)
 	// MigrateStatus lists the known migrations, applied or pending. It returns

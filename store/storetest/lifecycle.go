@@ -107,6 +107,15 @@ func testLifecycle(t *testing.T, open opener) {
 			{"TraceAppend without traces", func(ctx context.Context) error { return s.TraceAppend(ctx, nil) }},
 			{"TraceList", func(ctx context.Context) error { _, err := s.TraceList(ctx, store.TraceQuery{Limit: 10}); return err }},
 			{"TracePurge", func(ctx context.Context) error { _, err := s.TracePurge(ctx, time.Now()); return err }},
+			{"MSRPSessionAppend", func(ctx context.Context) error {
+				return s.MSRPSessionAppend(ctx, []store.MSRPSession{msrpSession("alice@example.com", time.Now(), time.Now())})
+			}},
+			{"MSRPSessionAppend without records", func(ctx context.Context) error { return s.MSRPSessionAppend(ctx, nil) }},
+			{"MSRPSessionList", func(ctx context.Context) error {
+				_, err := s.MSRPSessionList(ctx, store.MSRPSessionQuery{Limit: 10})
+				return err
+			}},
+			{"MSRPSessionPurge", func(ctx context.Context) error { _, err := s.MSRPSessionPurge(ctx, time.Now()); return err }},
 			{"MigrateUp", func(ctx context.Context) error { _, err := s.MigrateUp(ctx); return err }},
 			{"MigrateStatus", func(ctx context.Context) error { _, err := s.MigrateStatus(ctx); return err }},
 			{"Ping", func(ctx context.Context) error { return s.Ping(ctx) }},

@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 	t.Run("Registration", func(t *testing.T) { testRegistrations(t, open) })
 	t.Run("Offline", func(t *testing.T) { testOffline(t, open) })
 	t.Run("Trace", func(t *testing.T) { testTraces(t, open) })
+	t.Run("MSRPSession", func(t *testing.T) { testMSRPSessions(t, open) })
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, open) })
 }
 

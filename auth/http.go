@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -166,6 +167,25 @@ func (h *HTTP) Authenticate(r *http.Request, realm string) (store.Account, error
 	default:
 		return store.Account{}, ErrNoCredentials
 	}
+}
+
+// Require authenticates r in realm for an API that answers JSON: on failure
+// it has answered (401 with a challenge, or 503 when the store fails) and
+// returns false.
+func (h *HTTP) Require(w http.ResponseWriter, r *http.Request, realm string, log *slog.Logger) (store.Account, bool) {
+	acct, err := h.Authenticate(r, realm)
+	switch {
+	case err == nil:
+		return acct, true
+	case errors.Is(err, ErrStale):
+		h.Challenge(w, realm, true)
+	case errors.Is(err, ErrNoCredentials), errors.Is(err, ErrBadCredentials):
+		h.Challenge(w, realm, false)
+	default:
+		log.Error("authentication failed: store error", "path", r.URL.Path, "err", err)
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+	}
+	return store.Account{}, false
 }
 
 // sameURI reports whether the digest uri names the request's target: the same

@@ -2,7 +2,6 @@ package sip
 
 import (
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -80,20 +79,12 @@ func (h *TraceAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if realm == "" {
 		realm = h.cfg.Realm
 	}
-	acct, err := h.auth.Authenticate(r, realm)
-	switch {
-	case errors.Is(err, auth.ErrStale):
-		h.auth.Challenge(w, realm, true)
-		return
-	case errors.Is(err, auth.ErrNoCredentials), errors.Is(err, auth.ErrBadCredentials):
-		h.auth.Challenge(w, realm, false)
-		return
-	case err != nil:
-		h.log.Error("trace API: authentication failed", "err", err)
-		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+	acct, ok := h.auth.Require(w, r, realm, h.log)
+	if !ok {
 		return
 	}
 
+	var err error
 	tq := store.TraceQuery{
 		Since:  h.now().Add(-h.cfg.Retention),
 		Addr:   acct.Address(),

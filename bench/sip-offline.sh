@@ -373,7 +373,8 @@ cairn_setup() {
 	  "http": {"listen": "$CAIRN_HTTP", "tls_listen": ""},
 	  "sip": {"udp": "127.0.0.1:$SIP_PORT", "tcp": "127.0.0.1:$SIP_PORT", "tls": "", "ws": "", "wss": "",
 	          "domains": ["$DOMAIN"], "trusted": $trusted},
-	  "offline": {"stored_status": 200, "max_messages": 0, "max_bytes": 0}
+	  "offline": {"stored_status": 200, "max_messages": 0, "max_bytes": 0},
+	  "msrp": {"tls": "", "wss": ""}
 	}
 	EOF
 	# the first add creates the tables alone; the rest four at a time (each

@@ -78,6 +78,7 @@ func testCrash(t *testing.T, eng apptest.Engine, sipp, scenario string) {
 			"trusted": []string{"127.0.0.1"},
 		},
 		"offline": map[string]any{"retry_min": "200ms", "retry_max": "1s"},
+		"msrp":    map[string]any{"tls": "", "wss": ""},
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {

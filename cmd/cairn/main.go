@@ -166,6 +166,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	for _, l := range []struct{ name, def string }{{"udp", ":5060"}, {"tcp", ":5060"}, {"tls", ":5061"}, {"ws", ":5066"}, {"wss", ":7443"}} {
 		sipAddrs[l.name] = fs.String("sip-"+l.name, "", "SIP over "+strings.ToUpper(l.name)+" listen address (default "+l.def+"; \"off\" turns it off)")
 	}
+	msrpAddrs := map[string]*string{}
+	for _, l := range []struct{ name, def string }{{"tls", ":2855"}, {"tcp", "off"}, {"wss", ":2856"}} {
+		msrpAddrs[l.name] = fs.String("msrp-"+l.name, "", "MSRP relay over "+strings.ToUpper(l.name)+" listen address (default "+l.def+"; \"off\" turns it off)")
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -177,6 +181,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		setAddr(&cfg.SIP.TLS, *sipAddrs["tls"])
 		setAddr(&cfg.SIP.WS, *sipAddrs["ws"])
 		setAddr(&cfg.SIP.WSS, *sipAddrs["wss"])
+		setAddr(&cfg.MSRP.TLS, *msrpAddrs["tls"])
+		setAddr(&cfg.MSRP.TCP, *msrpAddrs["tcp"])
+		setAddr(&cfg.MSRP.WSS, *msrpAddrs["wss"])
 	})
 	if err != nil {
 		return err

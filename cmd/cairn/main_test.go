@@ -102,7 +102,7 @@ func TestCommands(t *testing.T) {
 	if err := os.Rename(keyFile, keyFile+".away"); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"user", "add", "carol@example.com", "-password-stdin", data}, {"serve", data, "-http=127.0.0.1:0", "-https=off", "-sip-udp=off", "-sip-tcp=off", "-sip-tls=off", "-sip-ws=off", "-sip-wss=off"}} {
+	for _, args := range [][]string{{"user", "add", "carol@example.com", "-password-stdin", data}, {"serve", data, "-http=127.0.0.1:0", "-https=off", "-sip-udp=off", "-sip-tcp=off", "-sip-tls=off", "-sip-ws=off", "-sip-wss=off", "-msrp-tls=off", "-msrp-wss=off"}} {
 		if code, _, errOut := cairn(t, sipPW+"\n", args...); code != 1 || !strings.Contains(errOut, "sealing key") {
 			t.Errorf("%v without the key: exit %d, %q", args, code, errOut)
 		}
@@ -145,7 +145,7 @@ func TestCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"serve", data, "-http=127.0.0.1:0", "-https=off", "-sip-udp=off", "-sip-tcp=off", "-sip-tls=off", "-sip-ws=off", "-sip-wss=off"}, {"user", "list", data}, {"migrate", "status", data}} {
+	for _, args := range [][]string{{"serve", data, "-http=127.0.0.1:0", "-https=off", "-sip-udp=off", "-sip-tcp=off", "-sip-tls=off", "-sip-ws=off", "-sip-wss=off", "-msrp-tls=off", "-msrp-wss=off"}, {"user", "list", data}, {"migrate", "status", data}} {
 		if code, _, errOut := cairn(t, "", args...); code != 1 || !strings.Contains(errOut, "upgrade cairn") {
 			t.Errorf("%v on a newer schema: exit %d, %q", args, code, errOut)
 		}
@@ -159,7 +159,7 @@ func testServe(t *testing.T, data, webPW string) {
 	pr, pw := io.Pipe()
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, []string{"serve", data, "-http=127.0.0.1:0", "-https=127.0.0.1:0", "-sip-udp=127.0.0.1:0", "-sip-tcp=127.0.0.1:0", "-sip-tls=127.0.0.1:0", "-sip-ws=127.0.0.1:0", "-sip-wss=127.0.0.1:0"}, strings.NewReader(""), io.Discard, pw)
+		done <- run(ctx, []string{"serve", data, "-http=127.0.0.1:0", "-https=127.0.0.1:0", "-sip-udp=127.0.0.1:0", "-sip-tcp=127.0.0.1:0", "-sip-tls=127.0.0.1:0", "-sip-ws=127.0.0.1:0", "-sip-wss=127.0.0.1:0", "-msrp-tls=127.0.0.1:0", "-msrp-wss=127.0.0.1:0"}, strings.NewReader(""), io.Discard, pw)
 		pw.Close()
 	}()
 	addrs := map[string]string{}
@@ -235,7 +235,7 @@ const beMain = "CAIRN_TEST_BE_MAIN"
 // an init system does: it drains and exits 0.
 func TestSignals(t *testing.T) {
 	t.Parallel()
-	cmd := exec.Command(os.Args[0], "serve", "-data-dir="+t.TempDir(), "-http=127.0.0.1:0", "-https=127.0.0.1:0", "-sip-udp=127.0.0.1:0", "-sip-tcp=127.0.0.1:0", "-sip-tls=127.0.0.1:0", "-sip-ws=127.0.0.1:0", "-sip-wss=127.0.0.1:0")
+	cmd := exec.Command(os.Args[0], "serve", "-data-dir="+t.TempDir(), "-http=127.0.0.1:0", "-https=127.0.0.1:0", "-sip-udp=127.0.0.1:0", "-sip-tcp=127.0.0.1:0", "-sip-tls=127.0.0.1:0", "-sip-ws=127.0.0.1:0", "-sip-wss=127.0.0.1:0", "-msrp-tls=127.0.0.1:0", "-msrp-wss=127.0.0.1:0")
 	cmd.Env = append(os.Environ(), beMain+"=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

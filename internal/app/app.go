@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"github.com/cairn-chat/cairn/delivery"
 	"github.com/cairn-chat/cairn/internal/config"
 	"github.com/cairn-chat/cairn/internal/tlsutil"
+	"github.com/cairn-chat/cairn/msrp"
 	"github.com/cairn-chat/cairn/offline"
 	"github.com/cairn-chat/cairn/replication"
 	"github.com/cairn-chat/cairn/sip"
@@ -87,6 +89,7 @@ type Node struct {
 	tls     *tls.Config
 	sip     *sip.Server
 	queue   *offline.Queue
+	msrp    *msrp.Relay
 
 	mu        sync.Mutex
 	servers   []*http.Server
@@ -112,7 +115,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: log, now: now, addrs: make(map[string]net.Addr)}
 	var err error
-	if cfg.HTTP.TLSListen != "" || cfg.SIP.TLS != "" || cfg.SIP.WSS != "" {
+	if cfg.HTTP.TLSListen != "" || cfg.SIP.TLS != "" || cfg.SIP.WSS != "" || cfg.MSRP.TLS != "" || cfg.MSRP.WSS != "" {
 		if n.tls, err = n.tlsConfig(); err != nil {
 			return nil, err
 		}
@@ -148,6 +151,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 
+	if n.msrp, err = n.newMSRP(digestFor(accounts, keys, msrpNonceLifetime, now), reg); err != nil {
+		st.Close()
+		return nil, err
+	}
+
 	mux := http.NewServeMux()
 	mux.Handle(cfg.Journal.Path, journal)
 	mux.Handle(sip.TracesPath, sip.NewTraceAPI(st, httpAuth, sip.TraceAPIConfig{
@@ -155,6 +163,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		Operators: cfg.Traces.Operators,
 		Realm:     cfg.Journal.DefaultRealm,
 	}, now, log.With("component", "sip-traces")))
+	mux.Handle(msrp.SessionsPath, msrp.NewSessionAPI(st, httpAuth, msrp.SessionAPIConfig{
+		Retention: cfg.MSRP.Retention.D(),
+		Operators: cfg.Traces.Operators,
+		Realm:     cfg.Journal.DefaultRealm,
+	}, now, log.With("component", "msrp-sessions")))
 	mux.HandleFunc("/healthz", n.healthz)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	n.handler = mux
@@ -203,6 +216,68 @@ func (n *Node) newSIP(accounts *auth.AccountCache, digest *auth.Digest, reg prom
 	srv.SetRouter(router{delivery.New(srv, srv, q), q})
 	n.sip, n.queue = srv, q
 	return nil
+}
+
+// msrpNonceLifetime is short: an MSRP client answers its challenge at once.
+const msrpNonceLifetime = 30 * time.Second
+
+func digestFor(accounts *auth.AccountCache, keys *auth.Keyring, lifetime time.Duration, now store.Clock) *auth.Digest {
+	return auth.NewDigest(accounts, keys, auth.NewNonces(keys, lifetime, 1<<16, now))
+}
+
+// newMSRP builds the MSRP relay. Its connections to msrps next hops trust
+// the system's authorities and msrp.peer_ca, and present the node's
+// certificate to relays that ask for one.
+func (n *Node) newMSRP(digest *auth.Digest, reg prometheus.Registerer) (*msrp.Relay, error) {
+	cfg := n.cfg.MSRP
+	host := cfg.Host
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	var dial *tls.Config
+	if n.tls != nil {
+		roots, err := x509.SystemCertPool()
+		if err != nil {
+			roots = x509.NewCertPool()
+		}
+		if cfg.PeerCA != "" {
+			pem, err := os.ReadFile(cfg.PeerCA)
+			if err != nil {
+				return nil, fmt.Errorf("app: msrp.peer_ca: %w", err)
+			}
+			if !roots.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("app: msrp.peer_ca %s: no PEM certificate in it", cfg.PeerCA)
+			}
+		}
+		own := n.tls
+		dial = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				if own.GetCertificate != nil {
+					return own.GetCertificate(&tls.ClientHelloInfo{})
+				}
+				return &own.Certificates[0], nil
+			}}
+	}
+	return msrp.NewRelay(msrp.Config{
+		Host:               host,
+		Realm:              cfg.Realm,
+		Algorithms:         algorithms(n.cfg.SIP.DigestAlgorithms),
+		MinExpires:         cfg.MinExpires.D(),
+		DefaultExpires:     cfg.DefaultExpires.D(),
+		MaxExpires:         cfg.MaxExpires.D(),
+		HandshakeTimeout:   10 * time.Second,
+		IdleTimeout:        cfg.IdleTimeout.D(),
+		TransactionTimeout: cfg.TransactionTimeout.D(),
+		WriteTimeout:       cfg.TransactionTimeout.D(),
+		MaxChunk:           cfg.MaxChunk,
+		MaxSessionBytes:    cfg.MaxSessionBytes,
+		MaxSessions:        cfg.MaxSessions,
+		MaxAuthAttempts:    3,
+		MaxAuthFailures:    cfg.MaxAuthFailures,
+		Dial:               dial,
+		DialTCP:            cfg.DialTCP,
+		DialPrivate:        cfg.DialPrivate,
+	}, digest, n.store, n.now, n.log.With("component", "msrp"), reg), nil
 }
 
 func algorithms(names []string) []auth.Algorithm {
@@ -323,6 +398,9 @@ func (n *Node) Start(ctx context.Context) error {
 	for name, a := range sipLs.Addrs() {
 		n.addrs[name] = a
 	}
+	if err := n.startMSRP(); err != nil {
+		return err
+	}
 
 	sweepCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.stopSweep = cancel
@@ -331,8 +409,53 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
+// startMSRP binds the MSRP listeners; n.mu is held.
+func (n *Node) startMSRP() error {
+	cfg := n.cfg.MSRP
+	for _, l := range []struct {
+		name, addr string
+		tls        *tls.Config
+	}{{"msrp-tls", cfg.TLS, n.tls}, {"msrp-tcp", cfg.TCP, nil}} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("app: %s listener: %w", l.name, err)
+		}
+		n.msrp.Serve(ln, l.tls)
+		n.addrs[l.name] = ln.Addr()
+		n.log.Info("listening", "protocol", l.name, "addr", ln.Addr().String())
+	}
+	if cfg.WSS == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", cfg.WSS)
+	if err != nil {
+		return fmt.Errorf("app: msrp-wss listener: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           n.msrp.WebSocket(ln.Addr(), true),
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+	}
+	n.servers = append(n.servers, srv)
+	n.addrs["msrp-wss"] = ln.Addr()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := srv.Serve(tls.NewListener(ln, n.tls)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("listener stopped", "listener", "msrp-wss", "err", err)
+		}
+	}()
+	n.log.Info("listening", "protocol", "msrp-wss", "addr", ln.Addr().String())
+	return nil
+}
+
 // Addr returns the bound address of a listener ("http", "https", "sip-udp",
-// "sip-tcp", "sip-tls", "sip-ws", "sip-wss"), or nil.
+// "sip-tcp", "sip-tls", "sip-ws", "sip-wss", "msrp-tls", "msrp-tcp",
+// "msrp-wss"), or nil.
 func (n *Node) Addr(name string) net.Addr {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -355,18 +478,20 @@ func (n *Node) sweep(ctx context.Context) {
 			n.log.Error("retention sweep failed", "err", err)
 		} else if removed.Total() > 0 {
 			n.log.Info("retention sweep", "journal_entries", removed.Journal, "offline_messages", removed.Offline,
-				"sip_traces", removed.Traces, "registrations", removed.Registrations)
+				"sip_traces", removed.Traces, "registrations", removed.Registrations, "msrp_sessions", removed.MSRPSessions)
 		}
 	}
 }
 
 // Purged counts the rows a purge removed.
 type Purged struct {
-	Journal, Offline, Traces, Registrations int64
+	Journal, Offline, Traces, Registrations, MSRPSessions int64
 }
 
 // Total is the sum of the counts.
-func (p Purged) Total() int64 { return p.Journal + p.Offline + p.Traces + p.Registrations }
+func (p Purged) Total() int64 {
+	return p.Journal + p.Offline + p.Traces + p.Registrations + p.MSRPSessions
+}
 
 // Purge removes every row past its retention period and returns the counts.
 func (n *Node) Purge(ctx context.Context) (Purged, error) {
@@ -388,7 +513,10 @@ func Purge(ctx context.Context, cfg config.Config, st store.Store, now store.Clo
 	if p.Traces, err = st.TracePurge(ctx, t.Add(-cfg.Traces.Retention.D())); err != nil {
 		return p, err
 	}
-	p.Registrations, err = st.RegistrationPurge(ctx, t)
+	if p.Registrations, err = st.RegistrationPurge(ctx, t); err != nil {
+		return p, err
+	}
+	p.MSRPSessions, err = st.MSRPSessionPurge(ctx, t.Add(-cfg.MSRP.Retention.D()))
 	return p, err
 }
 
@@ -424,7 +552,7 @@ func (n *Node) Stop(ctx context.Context) error {
 
 	// Every listener closes at once, then the requests under way finish
 	// within ctx; past it, their connections are cut.
-	errs := make([]error, len(servers)+1)
+	errs := make([]error, len(servers)+2)
 	var drain sync.WaitGroup
 	for i, srv := range servers {
 		drain.Go(func() {
@@ -441,6 +569,11 @@ func (n *Node) Stop(ctx context.Context) error {
 			errs[len(servers)] = fmt.Errorf("app: SIP drain: %w", err)
 		}
 		n.queue.Stop()
+	})
+	drain.Go(func() {
+		if err := n.msrp.Close(ctx); err != nil {
+			errs[len(servers)+1] = fmt.Errorf("app: MSRP relay: %w", err)
+		}
 	})
 	drain.Wait()
 	if stopSweep != nil {

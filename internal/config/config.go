@@ -42,6 +42,56 @@ type Config struct {
 	SIP     SIP     `json:"sip"`
 	Offline Offline `json:"offline"`
 	Traces  Traces  `json:"traces"`
+	MSRP    MSRP    `json:"msrp"`
+}
+
+// MSRP configures the MSRP relay (RFC 4975, RFC 4976). Each listener is an
+// address; "" turns it off. TLS and WSS use the certificate of the http
+// section.
+type MSRP struct {
+	TLS string `json:"tls"`
+	// TCP is an unencrypted listener, for tests only: the data policy wants
+	// chat and files over TLS.
+	TCP string `json:"tcp"`
+	// WSS is MSRP over secure WebSocket (RFC 7977), for browsers.
+	WSS string `json:"wss"`
+	// Host is the relay's host in the Use-Path URIs it hands out; it must
+	// be a name or address clients and other relays reach it by, and a name
+	// of its certificate. Default: the machine's host name.
+	Host string `json:"host"`
+	// Realm is the AUTH realm; "" takes the host of the AUTH's To-Path,
+	// the domain the client looked the relay up for.
+	Realm string `json:"realm"`
+	// MinExpires, DefaultExpires and MaxExpires bound the session lifetime
+	// an AUTH asks for (423 outside); a session that relayed nothing by
+	// then ends.
+	MinExpires     Duration `json:"min_expires"`
+	DefaultExpires Duration `json:"default_expires"`
+	MaxExpires     Duration `json:"max_expires"`
+	// IdleTimeout ends a session that relayed nothing either way for so long.
+	IdleTimeout Duration `json:"idle_timeout"`
+	// TransactionTimeout is how long a forwarded chunk waits for its
+	// response before its sender gets a 408 REPORT.
+	TransactionTimeout Duration `json:"transaction_timeout"`
+	// MaxChunk bounds one SEND chunk, MaxSessionBytes what one session
+	// relays both ways, in bytes (413 past either).
+	MaxChunk        int64 `json:"max_chunk"`
+	MaxSessionBytes int64 `json:"max_session_bytes"`
+	// MaxSessions bounds the sessions alive at once.
+	MaxSessions int `json:"max_sessions"`
+	// MaxAuthFailures failed AUTHs from one IP address within a minute
+	// refuse it every AUTH for the rest of the minute.
+	MaxAuthFailures int `json:"max_auth_failures"`
+	// PeerCA is a PEM file of certificate authorities trusted, besides the
+	// system's, for msrps next hops (other relays, endpoints without one).
+	PeerCA string `json:"peer_ca"`
+	// DialTCP allows unencrypted msrp:// next hops.
+	DialTCP bool `json:"dial_tcp"`
+	// DialPrivate allows next hops on loopback, private and link-local
+	// addresses.
+	DialPrivate bool `json:"dial_private"`
+	// Retention is how long session records are kept.
+	Retention Duration `json:"retention"`
 }
 
 // SIP configures the SIP listeners and routing. Each listener is an address;
@@ -167,6 +217,20 @@ func Default() Config {
 			RetryMax:       Duration(time.Hour),
 		},
 		Traces: Traces{Retention: Duration(30 * 24 * time.Hour)},
+		MSRP: MSRP{
+			TLS:                ":2855",
+			WSS:                ":2856",
+			MinExpires:         Duration(60 * time.Second),
+			DefaultExpires:     Duration(600 * time.Second),
+			MaxExpires:         Duration(3600 * time.Second),
+			IdleTimeout:        Duration(time.Hour),
+			TransactionTimeout: Duration(30 * time.Second),
+			MaxChunk:           16 << 20,
+			MaxSessionBytes:    4 << 30,
+			MaxSessions:        100000,
+			MaxAuthFailures:    10,
+			Retention:          Duration(180 * 24 * time.Hour),
+		},
 	}
 }
 
@@ -222,6 +286,11 @@ func (c *Config) envVars() map[string]func(string) error {
 		"CAIRN_SIP_TRUSTED":       list(&c.SIP.Trusted),
 		"CAIRN_OFFLINE_RETENTION": c.Offline.Retention.Set,
 		"CAIRN_TRACES_RETENTION":  c.Traces.Retention.Set,
+		"CAIRN_MSRP_TLS":          str(&c.MSRP.TLS),
+		"CAIRN_MSRP_TCP":          str(&c.MSRP.TCP),
+		"CAIRN_MSRP_WSS":          str(&c.MSRP.WSS),
+		"CAIRN_MSRP_HOST":         str(&c.MSRP.Host),
+		"CAIRN_MSRP_REALM":        str(&c.MSRP.Realm),
 	}
 }
 
@@ -262,6 +331,7 @@ func (c *Config) Validate() error {
 	for name, addr := range map[string]string{
 		"http.listen": c.HTTP.Listen, "http.tls_listen": c.HTTP.TLSListen,
 		"sip.udp": c.SIP.UDP, "sip.tcp": c.SIP.TCP, "sip.tls": c.SIP.TLS, "sip.ws": c.SIP.WS, "sip.wss": c.SIP.WSS,
+		"msrp.tls": c.MSRP.TLS, "msrp.tcp": c.MSRP.TCP, "msrp.wss": c.MSRP.WSS,
 	} {
 		if addr == "" {
 			continue
@@ -300,7 +370,33 @@ func (c *Config) Validate() error {
 		bad("journal.default_realm must not be empty")
 	}
 	c.validateSIP(bad)
+	c.validateMSRP(bad)
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateMSRP(bad func(string, ...any)) {
+	m := c.MSRP
+	if m.Host != "" && (strings.ContainsAny(m.Host, "@/;: \t") && net.ParseIP(m.Host) == nil) {
+		bad("msrp.host %q is not a host name or IP address", m.Host)
+	}
+	if m.MinExpires.D() < time.Second || m.DefaultExpires.D() < m.MinExpires.D() || m.MaxExpires.D() < m.DefaultExpires.D() {
+		bad("msrp expiries must satisfy 1s <= min_expires <= default_expires <= max_expires")
+	}
+	if m.IdleTimeout.D() < time.Second {
+		bad("msrp.idle_timeout must be at least 1s")
+	}
+	if m.TransactionTimeout.D() < time.Second || m.TransactionTimeout.D() > 5*time.Minute {
+		bad("msrp.transaction_timeout must be between 1s and 5m")
+	}
+	if m.MaxChunk < 1<<10 || m.MaxSessionBytes < m.MaxChunk {
+		bad("msrp.max_chunk must be at least 1 KiB and at most msrp.max_session_bytes")
+	}
+	if m.MaxSessions < 1 || m.MaxAuthFailures < 1 {
+		bad("msrp.max_sessions and msrp.max_auth_failures must be positive")
+	}
+	if m.Retention.D() < time.Hour {
+		bad("msrp.retention must be at least 1h")
+	}
 }
 
 func (c *Config) validateSIP(bad func(string, ...any)) {

@@ -4,6 +4,7 @@
 package apptest
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,6 +66,29 @@ type Server struct {
 	HTTPSURL string       // https://127.0.0.1:port
 	HTTP     *http.Client // plain HTTP
 	HTTPS    *http.Client // trusts the node's self-signed certificate
+	// CA holds the node's self-signed certificate, for TLS clients.
+	CA *x509.CertPool
+	// Logs holds everything the node logged, at every level.
+	Logs *Logs
+}
+
+// Logs is a node's log output.
+type Logs struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// String returns what was logged so far.
+func (l *Logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // Start runs a node on eng with the given accounts, logging errors to t, and
@@ -75,14 +100,19 @@ func Start(t testing.TB, eng Engine, configure func(*config.Config), accounts ..
 	cfg.DataDir = t.TempDir()
 	cfg.DB = eng.DB(t)
 	cfg.HTTP.Listen, cfg.HTTP.TLSListen = "127.0.0.1:0", "127.0.0.1:0"
-	for _, a := range []*string{&cfg.SIP.UDP, &cfg.SIP.TCP, &cfg.SIP.TLS, &cfg.SIP.WS, &cfg.SIP.WSS} {
+	for _, a := range []*string{&cfg.SIP.UDP, &cfg.SIP.TCP, &cfg.SIP.TLS, &cfg.SIP.WS, &cfg.SIP.WSS, &cfg.MSRP.TLS, &cfg.MSRP.TCP, &cfg.MSRP.WSS} {
 		*a = "127.0.0.1:0"
 	}
+	cfg.MSRP.Host = "127.0.0.1"
 	if configure != nil {
 		configure(&cfg)
 	}
 	clock := storetest.NewClock(time.Now().Truncate(time.Second))
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError}))
+	logs := &Logs{}
+	log := slog.New(slog.NewMultiHandler(
+		slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError}),
+		slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}),
+	))
 
 	st, err := app.OpenStore(ctx, cfg, clock.Now, true, log)
 	if err != nil {
@@ -116,7 +146,7 @@ func Start(t testing.TB, eng Engine, configure func(*config.Config), accounts ..
 		}
 	})
 
-	s := &Server{Node: node, Config: cfg, Clock: clock,
+	s := &Server{Node: node, Config: cfg, Clock: clock, Logs: logs,
 		HTTPURL:  "http://" + node.Addr("http").String(),
 		HTTPSURL: "https://" + node.Addr("https").String(),
 	}
@@ -130,6 +160,7 @@ func Start(t testing.TB, eng Engine, configure func(*config.Config), accounts ..
 	trTLS := &http.Transport{MaxIdleConnsPerHost: 64, TLSClientConfig: &tls.Config{RootCAs: pool}}
 	t.Cleanup(tr.CloseIdleConnections)
 	t.Cleanup(trTLS.CloseIdleConnections)
+	s.CA = pool
 	s.HTTP = &http.Client{Transport: tr, Timeout: time.Minute}
 	s.HTTPS = &http.Client{Transport: trTLS, Timeout: time.Minute}
 	return s

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,6 +91,7 @@ type Relay struct {
 	sessions  map[string]*session
 	conns     map[*conn]struct{}
 	listeners []net.Listener
+	ports     []int // of the listeners: a next hop on Host and one of them is this relay
 	closed    bool
 
 	wg   sync.WaitGroup
@@ -119,7 +122,7 @@ func NewRelay(cfg Config, digest *auth.Digest, rec Recorder, now func() time.Tim
 // is set, plain TCP otherwise. The port of ln goes into the Use-Path of the
 // sessions authenticated through it.
 func (r *Relay) Serve(ln net.Listener, tlsConf *tls.Config) {
-	self := r.selfURI(ln.Addr(), "tcp")
+	self := r.selfURI(ln.Addr(), "tcp", tlsConf != nil)
 	kind := "tcp"
 	if tlsConf != nil {
 		kind = "tls"
@@ -152,13 +155,17 @@ func (r *Relay) Serve(ln net.Listener, tlsConf *tls.Config) {
 	}()
 }
 
-// selfURI is the relay's URI for a listener at addr.
-func (r *Relay) selfURI(addr net.Addr, transport string) URI {
+// selfURI is the relay's URI for a listener at addr, which it registers as
+// one of its own.
+func (r *Relay) selfURI(addr net.Addr, transport string, secure bool) URI {
 	port := 0
 	if ta, ok := addr.(*net.TCPAddr); ok {
 		port = ta.Port
 	}
-	return URI{Secure: true, Host: r.cfg.Host, Port: port, Transport: transport}
+	r.mu.Lock()
+	r.ports = append(r.ports, port)
+	r.mu.Unlock()
+	return URI{Secure: secure, Host: r.cfg.Host, Port: port, Transport: transport}
 }
 
 // start runs a connection's read loop, unless the relay is closed.
@@ -267,8 +274,15 @@ func (r *Relay) lookup(u URI) *session {
 	return s
 }
 
-// ours reports whether u names this relay's host.
-func (r *Relay) ours(u URI) bool { return u.Host == r.cfg.Host || equalFold(u.Host, r.cfg.Host) }
+// ours reports whether u names this relay: its host and one of its ports.
+func (r *Relay) ours(u URI) bool {
+	if !strings.EqualFold(u.Host, r.cfg.Host) {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Contains(r.ports, u.Port)
+}
 
 func (r *Relay) forget(s *session) {
 	r.mu.Lock()
@@ -311,25 +325,6 @@ func (r *Relay) janitor() {
 func digestOf(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(sum[:8])
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // metrics are the relay's Prometheus series: counts, bytes and durations,

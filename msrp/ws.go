@@ -15,7 +15,7 @@ import (
 // frame travels in one WebSocket message, under the "msrp" subprotocol.
 // addr is the listener's address, whose port goes into Use-Path URIs.
 func (r *Relay) WebSocket(addr net.Addr, secure bool) http.Handler {
-	self := r.selfURI(addr, "ws")
+	self := r.selfURI(addr, "ws", secure)
 	kind := "ws"
 	if secure {
 		kind = "wss"

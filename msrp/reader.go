@@ -98,6 +98,11 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 			f.Flag = line[len(endDashes)+len(f.TID)]
 			break
 		}
+		if bytes.HasPrefix(line, []byte(endDashes)) || bytes.HasPrefix(line, []byte("MSRP ")) {
+			// Another transaction's end-line or start line: the frame
+			// boundaries are lost.
+			return nil, fmt.Errorf("%w: frame %s not ended", ErrSyntax, f.TID)
+		}
 		if len(line) == 0 {
 			f.HasBody = true
 			r.end = append(append(append(r.end[:0], "\r\n"...), endDashes...), f.TID...)

@@ -517,8 +517,8 @@ func (s *session) tick(now time.Time) {
 	}
 }
 
-// end ends the session: its connections close, its transactions fail, a
-// peer session of this relay loses its far leg, and the record is written.
+// end ends the session: its connections close, its transactions fail, the
+// record is written, and a peer session of this relay ends with it.
 func (s *session) end(reason string) {
 	s.mu.Lock()
 	if s.ended {
@@ -552,11 +552,8 @@ func (s *session) end(reason string) {
 		rec.Peer = far.remote
 	}
 	if peer != nil {
-		peer.mu.Lock()
-		if peer.peer == s {
-			peer.peer, peer.farPath = nil, nil
-		}
-		peer.mu.Unlock()
+		// The peer's far leg was this session: without it the peer relays
+		// nothing more, as when a far connection closes.
 		rec.Peer = "session " + digestOf(peer.id)
 	}
 	r.metrics.sessionsEnded.WithLabelValues(reason).Inc()
@@ -564,6 +561,9 @@ func (s *session) end(reason string) {
 		"bytes_in", rec.BytesIn, "bytes_out", rec.BytesOut, "chunks", rec.Chunks,
 		"duration", rec.EndedAt.Sub(rec.StartedAt).Round(time.Millisecond))
 	r.rec.add(rec)
+	if peer != nil {
+		peer.end(reason)
+	}
 }
 
 func concat(a, b []URI) []URI {

@@ -155,6 +155,7 @@ type Store interface {
 	Offline
 	Traces
 	MSRPSessions
+	History
 	// MigrateUp applies every pending migration and returns the versions it applied.
 	MigrateUp(ctx context.Context) ([]int, error)
 	// MigrateStatus lists the known migrations, applied or pending. It returns

@@ -4,8 +4,8 @@
 // Writes go through one connection, as SQLite runs one writer at a time
 // anyway and waiting in Go beats retrying on SQLITE_BUSY; reads use a small
 // pool of read-only connections, which WAL runs beside the writer. Concurrent
-// journal puts, offline enqueues and registrations share transactions
-// (group commit).
+// journal puts, offline enqueues, registrations and history appends share
+// transactions (group commit).
 package litestore
 
 import (
@@ -53,15 +53,16 @@ type Options struct {
 
 // Store is a store.Store on a SQLite file. It is safe for concurrent use.
 type Store struct {
-	w      *sql.DB // the one writer connection
-	r      *sql.DB // read-only connections
-	clock  store.Clock
-	log    *slog.Logger
-	puts   *groupcommit.Group[engine.PutRequest, engine.PutResult]
-	queue  *groupcommit.Group[engine.EnqueueRequest, engine.EnqueueResult]
-	regs   *groupcommit.Group[store.Registration, error]
-	stmts  sync.Map // SQL text → *sql.Stmt on r
-	closed atomic.Bool
+	w       *sql.DB // the one writer connection
+	r       *sql.DB // read-only connections
+	clock   store.Clock
+	log     *slog.Logger
+	puts    *groupcommit.Group[engine.PutRequest, engine.PutResult]
+	queue   *groupcommit.Group[engine.EnqueueRequest, engine.EnqueueResult]
+	regs    *groupcommit.Group[store.Registration, error]
+	history *groupcommit.Group[engine.HistoryRequest, engine.HistoryResult]
+	stmts   sync.Map // SQL text → *sql.Stmt on r
+	closed  atomic.Bool
 	// lastTS is the newest time stamped, or found in the journal at Open:
 	// puts never stamp an earlier one. After Open only flushPuts uses it,
 	// and group commit runs one flush at a time, passing the lead on under
@@ -116,6 +117,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.puts = groupcommit.New(putMaxBatch, putTimeout, s.flushPuts)
 	s.queue = groupcommit.New(enqueueMaxBatch, putTimeout, s.flushEnqueues).WithLinger(engine.EnqueueLinger)
 	s.regs = groupcommit.New(putMaxBatch, putTimeout, s.flushRegistrations)
+	s.history = groupcommit.New(putMaxBatch, putTimeout, s.flushHistory)
 	if err := s.ready(ctx, opts.Migrate, opts.Inspect); err != nil {
 		err = s.wrap("open "+path, err)
 		s.Close()

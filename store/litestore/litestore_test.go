@@ -197,12 +197,32 @@ func TestDurable(t *testing.T) {
 	}
 }
 
+// TestHistoryNodes runs history appends and cursor readers on two stores
+// on one file, as a server and a command might.
+func TestHistoryNodes(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	var nodes []store.Store
+	for range 2 {
+		s, err := open(t, path, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, s)
+	}
+	storetest.HistoryNodes(t, nodes)
+}
+
 func BenchmarkJournalPut(b *testing.B) {
 	storetest.BenchJournalPut(b, litetest.Open(b, nil))
 }
 
 func BenchmarkOfflineEnqueue(b *testing.B) {
 	storetest.BenchOfflineEnqueue(b, litetest.Open(b, nil))
+}
+
+func BenchmarkHistoryList5000(b *testing.B) {
+	storetest.BenchHistoryList5000(b, litetest.Open(b, nil))
 }
 
 func TestMain(m *testing.M) {

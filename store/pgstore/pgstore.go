@@ -3,7 +3,8 @@
 // lock. A node's concurrent journal puts share commits (group commit), each
 // batch loaded with one COPY; so do its offline enqueues, each batch in two
 // pipelined round trips that lock the recipients first, so that quotas hold
-// across nodes.
+// across nodes, and its history appends, each batch in one round trip that
+// takes per-account ids in commit order.
 package pgstore
 
 import (
@@ -51,13 +52,14 @@ type Options struct {
 
 // Store is a store.Store on a PostgreSQL database. It is safe for concurrent use.
 type Store struct {
-	pool   *pgxpool.Pool
-	clock  store.Clock
-	log    *slog.Logger
-	puts   *groupcommit.Group[engine.PutRequest, engine.PutResult]
-	queue  *groupcommit.Group[engine.EnqueueRequest, engine.EnqueueResult]
-	regs   *groupcommit.Group[store.Registration, error]
-	closed atomic.Bool
+	pool    *pgxpool.Pool
+	clock   store.Clock
+	log     *slog.Logger
+	puts    *groupcommit.Group[engine.PutRequest, engine.PutResult]
+	queue   *groupcommit.Group[engine.EnqueueRequest, engine.EnqueueResult]
+	regs    *groupcommit.Group[store.Registration, error]
+	history *groupcommit.Group[engine.HistoryRequest, engine.HistoryResult]
+	closed  atomic.Bool
 	// lastTS is the newest time stamped, or found in the journal at Open:
 	// puts never stamp an earlier one. After Open only flushPuts uses it,
 	// and group commit runs one flush at a time, passing the lead on under
@@ -97,6 +99,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.puts = groupcommit.New(putMaxBatch, putTimeout, s.flushPuts)
 	s.queue = groupcommit.New(enqueueMaxBatch, putTimeout, s.flushEnqueues).WithLinger(engine.EnqueueLinger)
 	s.regs = groupcommit.New(putMaxBatch, putTimeout, s.flushRegistrations)
+	s.history = groupcommit.New(putMaxBatch, putTimeout, s.flushHistory)
 	if err := s.ready(ctx, opts.Migrate, opts.Inspect); err != nil {
 		err = s.wrap("open", err)
 		s.Close()

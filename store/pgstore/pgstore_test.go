@@ -49,6 +49,10 @@ func BenchmarkOfflineEnqueue(b *testing.B) {
 	storetest.BenchOfflineEnqueue(b, pgtest.Open(b, nil))
 }
 
+func BenchmarkHistoryList5000(b *testing.B) {
+	storetest.BenchHistoryList5000(b, pgtest.Open(b, nil))
+}
+
 // open opens the store and closes it when t ends.
 func open(t *testing.T, opts pgstore.Options) (*pgstore.Store, error) {
 	t.Helper()
@@ -353,6 +357,84 @@ func TestJournalPutNodesExpired(t *testing.T) {
 	for _, r := range rows {
 		if ids[r.MsgID] != r.ID || slices.Contains(old, r.ID) {
 			t.Errorf("row %d holds %s, whose id is %d; the expired rows were %v", r.ID, r.MsgID, ids[r.MsgID], old)
+		}
+	}
+}
+
+// TestHistoryNodes runs history appends and cursor readers on three
+// nodes sharing one database: ids must rise in commit order per account,
+// so that no reader passes over a row.
+func TestHistoryNodes(t *testing.T) {
+	t.Parallel()
+	opts := pgtest.Options(t)
+	opts.Migrate = true
+	var nodes []store.Store
+	for range 3 {
+		s, err := open(t, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, s)
+	}
+	storetest.HistoryNodes(t, nodes)
+}
+
+// TestHistoryAccountDelete deletes an account while appends to it and to
+// another account share commits on two nodes: appends to the other
+// account must succeed, those to the deleted one succeed or fail with
+// ErrNotFound, and none of the deleted account's rows may remain.
+func TestHistoryAccountDelete(t *testing.T) {
+	t.Parallel()
+	opts := pgtest.Options(t)
+	opts.Migrate = true
+	nodes, gone := twoNodes(t, opts)
+	kept := store.Account{User: "kept", Domain: "example.com"}
+	if err := nodes[0].AccountCreate(t.Context(), &kept); err != nil {
+		t.Fatal(err)
+	}
+	const writers, calls = 8, 20
+	var refused, stored atomic.Int64
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for c := range calls {
+				if w == 0 && c == calls/2 {
+					if err := nodes[0].AccountDelete(t.Context(), gone.User, gone.Domain); err != nil {
+						t.Errorf("AccountDelete: %v", err)
+					}
+				}
+				row := func(a int64) store.HistoryRow {
+					return store.HistoryRow{AccountID: a, MessageID: fmt.Sprintf("w%d-c%d", w, c), Content: []byte("x")}
+				}
+				// One append to both accounts, one to each.
+				for _, rows := range [][]store.HistoryRow{{row(kept.ID), row(gone.ID)}, {row(gone.ID)}, {row(kept.ID)}} {
+					_, err := nodes[(w+c)%2].HistoryAppend(t.Context(), rows)
+					switch {
+					case rows[len(rows)-1].AccountID == gone.ID && errors.Is(err, store.ErrNotFound):
+						refused.Add(1)
+					case err != nil:
+						t.Errorf("writer %d: HistoryAppend: %v", w, err)
+					case len(rows) == 1 && rows[0].AccountID == kept.ID:
+						stored.Add(1)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if refused.Load() == 0 {
+		t.Errorf("no append to the deleted account was refused")
+	}
+	for _, tt := range []struct {
+		a   store.Account
+		min int64
+	}{{gone, 0}, {kept, stored.Load()}} {
+		rows, err := nodes[1].HistoryList(t.Context(), store.HistoryQuery{AccountID: tt.a.ID, Limit: 10 * writers * calls})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.a.ID == gone.ID && len(rows) != 0 || int64(len(rows)) < tt.min {
+			t.Errorf("account %s holds %d rows, want %d or more (none for the deleted one)", tt.a.User, len(rows), tt.min)
 		}
 	}
 }

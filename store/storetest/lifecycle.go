@@ -116,6 +116,24 @@ func testLifecycle(t *testing.T, open opener) {
 				return err
 			}},
 			{"MSRPSessionPurge", func(ctx context.Context) error { _, err := s.MSRPSessionPurge(ctx, time.Now()); return err }},
+			{"HistoryAppend", func(ctx context.Context) error {
+				_, err := s.HistoryAppend(ctx, []store.HistoryRow{historyRow(a.ID, "m1")})
+				return err
+			}},
+			{"HistoryAppend without rows", func(ctx context.Context) error { _, err := s.HistoryAppend(ctx, nil); return err }},
+			{"HistoryList", func(ctx context.Context) error {
+				_, err := s.HistoryList(ctx, store.HistoryQuery{AccountID: a.ID, Limit: 10})
+				return err
+			}},
+			{"HistoryFind", func(ctx context.Context) error { _, err := s.HistoryFind(ctx, a.ID, "m1", time.Time{}); return err }},
+			{"HistoryPurge", func(ctx context.Context) error { _, err := s.HistoryPurge(ctx, time.Now()); return err }},
+			{"TokenPut", func(ctx context.Context) error {
+				return s.TokenPut(ctx, store.APIToken{Digest: digest("t"), AccountID: a.ID, Device: "d1", CreatedAt: time.Now(), ExpiresAt: time.Now()}, 5)
+			}},
+			{"TokenGet", func(ctx context.Context) error { _, err := s.TokenGet(ctx, digest("t")); return err }},
+			{"TokenPurge", func(ctx context.Context) error { _, err := s.TokenPurge(ctx, time.Now()); return err }},
+			{"PublicKeyPut", func(ctx context.Context) error { return s.PublicKeyPut(ctx, a.ID, []byte("key")) }},
+			{"PublicKeyGet", func(ctx context.Context) error { _, err := s.PublicKeyGet(ctx, a.ID); return err }},
 			{"MigrateUp", func(ctx context.Context) error { _, err := s.MigrateUp(ctx); return err }},
 			{"MigrateStatus", func(ctx context.Context) error { _, err := s.MigrateStatus(ctx); return err }},
 			{"Ping", func(ctx context.Context) error { return s.Ping(ctx) }},

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 	t.Run("Offline", func(t *testing.T) { testOffline(t, open) })
 	t.Run("Trace", func(t *testing.T) { testTraces(t, open) })
 	t.Run("MSRPSession", func(t *testing.T) { testMSRPSessions(t, open) })
+	t.Run("History", func(t *testing.T) { testHistory(t, open) })
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, open) })
 }
 

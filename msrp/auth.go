@@ -29,7 +29,7 @@ func (r *Relay) auth(c *conn, f *Frame) {
 	if r.limiter.blocked(c.ip) {
 		r.metrics.authFailures.Inc()
 		c.respond(f, 403, "Too Many Failed Attempts")
-		c.nc.Close()
+		c.hangUp()
 		return
 	}
 	to := f.ToPath[0]
@@ -78,7 +78,7 @@ func (r *Relay) auth(c *conn, f *Frame) {
 		c.mu.Unlock()
 		c.respond(f, 403, "Wrong Credentials")
 		if attempts >= r.cfg.MaxAuthAttempts {
-			c.nc.Close()
+			c.hangUp()
 		}
 		return
 	case err != nil:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -38,8 +39,15 @@ type conn struct {
 	self   URI    // the relay's URI on this connection's listener
 	remote string
 	ip     netip.Addr
+	// hooked: nc is TLS over a flushHook, so queued frames are written
+	// before a socket read rather than before every record's.
+	hooked bool
 
-	wmu sync.Mutex
+	wmu  sync.Mutex
+	wbuf []byte // frames queued by read loops, written before the next read
+	// dirty lists the connections this read loop queued frames on; only
+	// the read loop touches it.
+	dirty []*conn
 
 	// Guarded by the session's mutex once bound; set before any other
 	// goroutine can see the connection in a session.
@@ -63,6 +71,7 @@ func newConn(r *Relay, nc net.Conn, kind string, self URI) *conn {
 // serve reads frames until the connection ends, then ends its session.
 func (c *conn) serve() {
 	defer c.close()
+	defer c.flushDirty() // what the last frames queued, when the stream ends at once
 	deadline := time.Now().Add(c.r.cfg.HandshakeTimeout)
 	if c.unbound() {
 		c.nc.SetReadDeadline(deadline)
@@ -75,7 +84,11 @@ func (c *conn) serve() {
 			return
 		}
 	}
-	c.rd = NewReader(c.nc, readBuffer, DefaultLimits)
+	var src io.Reader = flushingReader{c}
+	if c.hooked {
+		src = c.nc // its socket reads flush
+	}
+	c.rd = NewReader(src, readBuffer, DefaultLimits)
 	for {
 		f, err := c.rd.ReadFrame()
 		var ferr *FrameError
@@ -112,11 +125,59 @@ func (c *conn) unbound() bool {
 	return c.session == nil
 }
 
-// write sends one whole frame. A write that makes no progress for
-// WriteTimeout fails and closes the connection.
+// maxQueued bounds the frames queued on a connection before they are written.
+const maxQueued = 64 << 10
+
+// write sends one whole frame now, after any queued before it. A write
+// that makes no progress for WriteTimeout fails and closes the connection.
 func (c *conn) write(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.wbuf = append(c.wbuf, b...)
+	return c.flushLocked()
+}
+
+// send queues frame b on dst, to be written when c's read loop is about to
+// wait for input: frames read together leave together, in fewer TLS
+// records and system calls. Only c's read loop calls it.
+func (c *conn) send(dst *conn, b []byte) error {
+	dst.wmu.Lock()
+	defer dst.wmu.Unlock()
+	if len(dst.wbuf)+len(b) > maxQueued {
+		if err := dst.flushLocked(); err != nil {
+			return err
+		}
+		return dst.writeLocked(b) // a long frame goes out without a copy
+	}
+	dst.wbuf = append(dst.wbuf, b...)
+	if !slices.Contains(c.dirty, dst) {
+		c.dirty = append(c.dirty, dst)
+	}
+	return nil
+}
+
+// flushDirty writes what c's read loop queued.
+func (c *conn) flushDirty() {
+	for _, dst := range c.dirty {
+		dst.wmu.Lock()
+		dst.flushLocked()
+		dst.wmu.Unlock()
+	}
+	clear(c.dirty)
+	c.dirty = c.dirty[:0]
+}
+
+func (c *conn) flushLocked() error {
+	if len(c.wbuf) == 0 {
+		return nil
+	}
+	err := c.writeLocked(c.wbuf)
+	c.wbuf = c.wbuf[:0]
+	return err
+}
+
+// writeLocked writes b with wmu held.
+func (c *conn) writeLocked(b []byte) error {
 	select {
 	case <-c.closed:
 		return net.ErrClosed
@@ -128,6 +189,48 @@ func (c *conn) write(b []byte) error {
 		return err
 	}
 	return nil
+}
+
+// hangUp writes what the read loop queued, then closes the connection.
+func (c *conn) hangUp() {
+	c.flushDirty()
+	c.nc.Close()
+}
+
+// flushingReader writes what the read loop queued before it reads, that is
+// before it may wait for input.
+type flushingReader struct{ c *conn }
+
+func (f flushingReader) Read(p []byte) (int, error) {
+	f.c.flushDirty()
+	return f.c.nc.Read(p)
+}
+
+// flushHook sits under a TLS connection: the read loop's queued frames are
+// written when TLS has used up the records received and reads the socket,
+// so that a burst of small frames leaves as one write.
+type flushHook struct {
+	net.Conn
+	c *conn
+}
+
+func (h *flushHook) Read(p []byte) (int, error) {
+	h.c.flushDirty()
+	return h.Conn.Read(p)
+}
+
+// newTLSConn makes a conn of TLS over raw, as a server or a client.
+func newTLSConn(r *Relay, raw net.Conn, conf *tls.Config, server bool, kind string, self URI) *conn {
+	hook := &flushHook{Conn: raw}
+	var tc *tls.Conn
+	if server {
+		tc = tls.Server(hook, conf)
+	} else {
+		tc = tls.Client(hook, conf)
+	}
+	c := newConn(r, tc, kind, self)
+	c.hooked, hook.c = true, c
+	return c
 }
 
 // close closes the connection and ends the session it serves.
@@ -165,7 +268,7 @@ func (c *conn) respond(f *Frame, code int, comment string, extra ...Header) {
 		}
 	}
 	resp := &Frame{TID: f.TID, Status: code, Comment: comment, ToPath: f.FromPath[:1], FromPath: f.ToPath[:1], Headers: extra}
-	c.write(resp.Marshal(nil))
+	c.send(c, resp.Marshal(nil))
 }
 
 // request handles one request whose head has been read.

@@ -147,10 +147,11 @@ func (r *Relay) Serve(ln net.Listener, tlsConf *tls.Config) {
 				}
 				return
 			}
+			c := newConn(r, nc, kind, self)
 			if tlsConf != nil {
-				nc = tls.Server(nc, tlsConf)
+				c = newTLSConn(r, nc, tlsConf, true, kind, self)
 			}
-			r.start(newConn(r, nc, kind, self))
+			r.start(c)
 		}
 	}()
 }

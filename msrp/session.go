@@ -176,15 +176,14 @@ func (s *session) bind(next []URI) (int, string) {
 		t.peer, t.farPath = s, concat([]URI{s.uri}, s.clientPath)
 		return 0, ""
 	}
-	nc, code, reason := r.dial(next[0])
+	out, code, reason := r.dial(next[0], s.client.self)
 	if code != 0 {
 		return code, reason
 	}
-	out := newConn(r, nc, "out", s.client.self)
 	s.mu.Lock()
 	if s.ended || s.far != nil || s.peer != nil {
 		s.mu.Unlock()
-		nc.Close()
+		out.nc.Close()
 		return 481, "Session Does Not Exist"
 	}
 	s.far, s.farPath = out, next
@@ -206,8 +205,9 @@ func publicAddr(a netip.Addr) bool {
 	return a.IsGlobalUnicast() && !a.IsPrivate()
 }
 
-// dial connects to a next hop outside this relay.
-func (r *Relay) dial(u URI) (net.Conn, int, string) {
+// dial connects to a next hop outside this relay; self is the relay's URI
+// on the session's listener.
+func (r *Relay) dial(u URI, self URI) (*conn, int, string) {
 	switch {
 	case u.Transport != "tcp":
 		return nil, 415, "Unsupported Transport"
@@ -239,17 +239,17 @@ func (r *Relay) dial(u URI) (net.Conn, int, string) {
 		}
 		return nil, 408, "Next Hop Unreachable"
 	}
-	if u.Secure {
-		conf := r.cfg.Dial.Clone()
-		conf.ServerName = u.Host
-		tc := tls.Client(nc, conf)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			nc.Close()
-			return nil, 408, "Next Hop TLS Failed"
-		}
-		nc = tc
+	if !u.Secure {
+		return newConn(r, nc, "out", self), 0, ""
 	}
-	return nc, 0, ""
+	conf := r.cfg.Dial.Clone()
+	conf.ServerName = u.Host
+	c := newTLSConn(r, nc, conf, false, "out", self)
+	if err := c.nc.(*tls.Conn).HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, 408, "Next Hop TLS Failed"
+	}
+	return c, 0, ""
 }
 
 // send relays a SEND chunk whose head has been read, streaming its body in
@@ -306,7 +306,7 @@ func (s *session) send(c *conn, f *Frame) {
 				src: c, srcFrom: f.FromPath, reportFrom: h.back, messageID: msgID, rng: pr,
 			})
 		}
-		if err := h.out.write(frame); err != nil {
+		if err := c.send(h.out, frame); err != nil {
 			h.owner.forgetTx(of.TID)
 			return false
 		}
@@ -417,7 +417,7 @@ func (s *session) other(c *conn, f *Frame) {
 			src:      c, srcTID: f.TID, srcFrom: f.FromPath, reportFrom: h.back,
 		})
 	}
-	if err := h.out.write(of.Marshal(body)); err != nil {
+	if err := c.send(h.out, of.Marshal(body)); err != nil {
 		h.owner.forgetTx(of.TID)
 		c.respond(f, 408, "Next Hop Failed")
 		return
@@ -444,7 +444,8 @@ func (s *session) forgetTx(tid string) *pendingTx {
 	return p
 }
 
-// response handles a response arriving on one of the session's connections.
+// response handles a response arriving on c, one of the session's
+// connections.
 func (s *session) response(c *conn, f *Frame) {
 	p := s.forgetTx(f.TID)
 	if p == nil {
@@ -455,7 +456,7 @@ func (s *session) response(c *conn, f *Frame) {
 	case p.srcTID != "":
 		resp := &Frame{TID: p.srcTID, Status: f.Status, Comment: f.Comment,
 			ToPath: p.srcFrom[:1], FromPath: p.reportFrom[:1], Headers: f.Headers}
-		p.src.write(resp.Marshal(nil))
+		c.send(p.src, resp.Marshal(nil))
 	case f.Status != 200:
 		s.r.report(p, f.Status, f.Comment)
 	}

@@ -26,6 +26,9 @@ type Message struct {
 	Key string
 	// Expires is the lifetime the sender asked for; 0 asks for none.
 	Expires time.Duration
+	// Replicated marks a copy of a message the account sent from one
+	// device, for its other devices (From is the account, To the peer).
+	Replicated bool
 }
 
 // Device is one reachable endpoint of a user. Instance is its stable key;

@@ -60,7 +60,13 @@ func (s *Server) onMessage(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		s.respond(req, tx, 400, "Bad From")
 		return
 	}
-	if !s.trusted(req) {
+	var senderAcct *store.Account // the sending account, when it is one of ours
+	if s.trusted(req) {
+		// The trusted proxy authenticated its local senders.
+		if a, err := s.st.AccountGet(ctx, from.Address.User, strings.ToLower(from.Address.Host)); err == nil {
+			senderAcct = &a
+		}
+	} else {
 		// Only local senders come straight to cairn; they prove who they are.
 		fromDomain := strings.ToLower(from.Address.Host)
 		local, err := s.local(ctx, fromDomain)
@@ -78,6 +84,21 @@ func (s *Server) onMessage(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		}
 		if acct.User != from.Address.User || acct.Domain != fromDomain {
 			s.respond(req, tx, 403, "Credentials Do Not Match From")
+			return
+		}
+		senderAcct = &acct
+	}
+
+	var c content
+	tracked := false
+	if s.history != nil {
+		c = contentOf(ctype.Value(), body, s.now())
+		if s.historyControl(ctx, req, tx, senderAcct, rcpt, c) {
+			return
+		}
+		// Journaled before any answer: a 2xx means the history has it.
+		if tracked, err = s.historyRecord(ctx, senderAcct, rcpt, strings.ToLower(sender), c); err != nil {
+			s.storeFailed(req, tx, err)
 			return
 		}
 	}
@@ -101,26 +122,41 @@ func (s *Server) onMessage(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		m.Expires = lifetime
 	}
 	rep, err := s.router.Deliver(ctx, m)
+	code, reason, answered := 200, "OK", false
 	switch {
 	case errors.Is(err, offline.ErrTooLarge):
-		s.respond(req, tx, 413, "Message Too Large")
+		code, reason = 413, "Message Too Large"
 	case errors.Is(err, store.ErrQuota):
 		s.metrics.messages.WithLabelValues("refused").Inc()
-		s.respond(req, tx, 486, "Recipient Offline Storage Full")
+		code, reason = 486, "Recipient Offline Storage Full"
 	case err != nil:
 		s.storeFailed(req, tx, err)
+		code, reason, answered = 500, "Storage Unavailable", true
 	case rep.Stored:
 		s.metrics.messages.WithLabelValues("stored").Inc()
-		reason := "OK"
 		if s.cfg.StoredStatus == 202 {
-			reason = "Accepted"
+			code, reason = 202, "Accepted"
 		}
-		s.respond(req, tx, s.cfg.StoredStatus, reason)
 	case rep.Delivered > 0:
 		s.metrics.messages.WithLabelValues("delivered").Inc()
-		s.respond(req, tx, 200, "OK")
 	default:
 		s.metrics.messages.WithLabelValues("refused").Inc()
-		s.respond(req, tx, rep.Refusal.Code, rep.Refusal.Reason)
+		code, reason = rep.Refusal.Code, rep.Refusal.Reason
+	}
+	if !answered {
+		s.respond(req, tx, code, reason)
+	}
+	if !tracked {
+		return
+	}
+	// The sender's devices learn the outcome from the history, and its
+	// other devices get a copy of what it sent (blink.md §8 case 45).
+	if err := s.history.Outcome(ctx, senderAcct, rcpt.Address(), c.messageID, c.timestamp, code, reason); err != nil {
+		s.log.Error("message outcome not journaled", "err", err)
+	}
+	if code/100 == 2 {
+		dup := *m
+		dup.AccountID, dup.Replicated, dup.Key = senderAcct.ID, true, ""
+		s.sendCopies(s.others(ctx, senderAcct.ID, req), &dup)
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cairn-chat/cairn/auth"
 	"github.com/cairn-chat/cairn/delivery"
+	"github.com/cairn-chat/cairn/history"
 	"github.com/cairn-chat/cairn/store"
 )
 
@@ -115,7 +116,8 @@ type Server struct {
 	client *sipgo.Client
 
 	router   Router
-	udpLocal sipmsg.Addr // the UDP listener, which sends to UDP devices
+	history  *history.Service // nil: no message history
+	udpLocal sipmsg.Addr      // the UDP listener, which sends to UDP devices
 	inflight chan struct{}
 
 	ctx    context.Context

@@ -88,6 +88,10 @@ func (s *Server) Send(ctx context.Context, d delivery.Device, m *delivery.Messag
 	if m.Date != "" {
 		req.AppendHeader(sipmsg.NewHeader("Date", m.Date))
 	}
+	if m.Replicated {
+		// Blink files it as sent by the account (blink.md §6.3).
+		req.AppendHeader(sipmsg.NewHeader("X-Replicated-Message", "yes"))
+	}
 	req.AppendHeader(&ctype)
 	req.SetBody(m.Body)
 

@@ -26,6 +26,7 @@ import (
 
 	"github.com/cairn-chat/cairn/auth"
 	"github.com/cairn-chat/cairn/delivery"
+	"github.com/cairn-chat/cairn/history"
 	"github.com/cairn-chat/cairn/internal/config"
 	"github.com/cairn-chat/cairn/internal/tlsutil"
 	"github.com/cairn-chat/cairn/msrp"
@@ -90,6 +91,7 @@ type Node struct {
 	sip     *sip.Server
 	queue   *offline.Queue
 	msrp    *msrp.Relay
+	history *history.Service
 
 	mu        sync.Mutex
 	servers   []*http.Server
@@ -151,6 +153,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 
+	n.history = history.New(history.Config{
+		Retention:     cfg.History.Retention.D(),
+		TokenLifetime: cfg.History.TokenLifetime.D(),
+		MaxTokens:     cfg.History.MaxTokens,
+		BaseURL:       historyURL(cfg),
+		PageLimit:     cfg.History.PageLimit,
+	}, st, now, log.With("component", "history"), reg)
+	n.sip.SetHistory(n.history)
 	if n.msrp, err = n.newMSRP(digestFor(accounts, keys, msrpNonceLifetime, now), reg); err != nil {
 		st.Close()
 		return nil, err
@@ -168,6 +178,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 		Operators: cfg.Traces.Operators,
 		Realm:     cfg.Journal.DefaultRealm,
 	}, now, log.With("component", "msrp-sessions")))
+	mux.Handle(history.HistoryPath, n.history)
+	mux.Handle(history.SyncPath, n.history.Sync())
 	mux.HandleFunc("/healthz", n.healthz)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	n.handler = mux
@@ -216,6 +228,20 @@ func (n *Node) newSIP(accounts *auth.AccountCache, digest *auth.Digest, reg prom
 	srv.SetRouter(router{delivery.New(srv, srv, q), q})
 	n.sip, n.queue = srv, q
 	return nil
+}
+
+// historyURL is where devices reach the history API: history.url, else
+// this host on the HTTPS port.
+func historyURL(cfg config.Config) string {
+	if cfg.History.URL != "" {
+		return cfg.History.URL
+	}
+	host, _ := os.Hostname()
+	_, port, _ := net.SplitHostPort(cfg.HTTP.TLSListen)
+	if port == "" || port == "443" {
+		return "https://" + host
+	}
+	return "https://" + net.JoinHostPort(host, port)
 }
 
 // msrpNonceLifetime is short: an MSRP client answers its challenge at once.
@@ -478,19 +504,20 @@ func (n *Node) sweep(ctx context.Context) {
 			n.log.Error("retention sweep failed", "err", err)
 		} else if removed.Total() > 0 {
 			n.log.Info("retention sweep", "journal_entries", removed.Journal, "offline_messages", removed.Offline,
-				"sip_traces", removed.Traces, "registrations", removed.Registrations, "msrp_sessions", removed.MSRPSessions)
+				"sip_traces", removed.Traces, "registrations", removed.Registrations, "msrp_sessions", removed.MSRPSessions,
+				"history_rows", removed.History, "api_tokens", removed.Tokens)
 		}
 	}
 }
 
 // Purged counts the rows a purge removed.
 type Purged struct {
-	Journal, Offline, Traces, Registrations, MSRPSessions int64
+	Journal, Offline, Traces, Registrations, MSRPSessions, History, Tokens int64
 }
 
 // Total is the sum of the counts.
 func (p Purged) Total() int64 {
-	return p.Journal + p.Offline + p.Traces + p.Registrations + p.MSRPSessions
+	return p.Journal + p.Offline + p.Traces + p.Registrations + p.MSRPSessions + p.History + p.Tokens
 }
 
 // Purge removes every row past its retention period and returns the counts.
@@ -516,7 +543,13 @@ func Purge(ctx context.Context, cfg config.Config, st store.Store, now store.Clo
 	if p.Registrations, err = st.RegistrationPurge(ctx, t); err != nil {
 		return p, err
 	}
-	p.MSRPSessions, err = st.MSRPSessionPurge(ctx, t.Add(-cfg.MSRP.Retention.D()))
+	if p.MSRPSessions, err = st.MSRPSessionPurge(ctx, t.Add(-cfg.MSRP.Retention.D())); err != nil {
+		return p, err
+	}
+	if p.History, err = st.HistoryPurge(ctx, t.Add(-cfg.History.Retention.D())); err != nil {
+		return p, err
+	}
+	p.Tokens, err = st.TokenPurge(ctx, t)
 	return p, err
 }
 
@@ -569,6 +602,7 @@ func (n *Node) Stop(ctx context.Context) error {
 			errs[len(servers)] = fmt.Errorf("app: SIP drain: %w", err)
 		}
 		n.queue.Stop()
+		n.history.Close()
 	})
 	drain.Go(func() {
 		if err := n.msrp.Close(ctx); err != nil {

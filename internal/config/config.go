@@ -43,6 +43,24 @@ type Config struct {
 	Offline Offline `json:"offline"`
 	Traces  Traces  `json:"traces"`
 	MSRP    MSRP    `json:"msrp"`
+	History History `json:"history"`
+}
+
+// History configures the message history today's Blink syncs from
+// (SylkServer's API).
+type History struct {
+	// Retention is how long a history row is kept.
+	Retention Duration `json:"retention"`
+	// TokenLifetime is how long an API token works.
+	TokenLifetime Duration `json:"token_lifetime"`
+	// MaxTokens is how many tokens an account keeps (one per device).
+	MaxTokens int `json:"max_tokens"`
+	// URL is the HTTPS base devices reach the API at, e.g.
+	// "https://cairn.example.com:8443"; the token reply points there.
+	// Default: https:// the host name and the port of http.tls_listen.
+	URL string `json:"url"`
+	// PageLimit is the most rows one history answer holds (at most 5000).
+	PageLimit int `json:"page_limit"`
 }
 
 // MSRP configures the MSRP relay (RFC 4975, RFC 4976). Each listener is an
@@ -231,6 +249,12 @@ func Default() Config {
 			MaxAuthFailures:    10,
 			Retention:          Duration(180 * 24 * time.Hour),
 		},
+		History: History{
+			Retention:     Duration(60 * 24 * time.Hour),
+			TokenLifetime: Duration(30 * 24 * time.Hour),
+			MaxTokens:     16,
+			PageLimit:     5000,
+		},
 	}
 }
 
@@ -291,6 +315,8 @@ func (c *Config) envVars() map[string]func(string) error {
 		"CAIRN_MSRP_WSS":          str(&c.MSRP.WSS),
 		"CAIRN_MSRP_HOST":         str(&c.MSRP.Host),
 		"CAIRN_MSRP_REALM":        str(&c.MSRP.Realm),
+		"CAIRN_HISTORY_RETENTION": c.History.Retention.Set,
+		"CAIRN_HISTORY_URL":       str(&c.History.URL),
 	}
 }
 
@@ -371,6 +397,18 @@ func (c *Config) Validate() error {
 	}
 	c.validateSIP(bad)
 	c.validateMSRP(bad)
+	h := c.History
+	if h.Retention.D() < time.Hour || h.TokenLifetime.D() < time.Minute {
+		bad("history.retention must be at least 1h and history.token_lifetime at least 1m")
+	}
+	if h.MaxTokens < 1 || h.MaxTokens > 1000 || h.PageLimit < 1 || h.PageLimit > 5000 {
+		bad("history.max_tokens must be between 1 and 1000, history.page_limit between 1 and 5000")
+	}
+	if h.URL != "" {
+		if u, err := url.Parse(h.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" {
+			bad("history.url %q: want https://host[:port][/path]", h.URL)
+		}
+	}
 	return errors.Join(errs...)
 }
 

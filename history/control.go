@@ -104,7 +104,7 @@ func (s *Service) Outcome(ctx context.Context, sender *store.Account, contact, m
 	if code >= 200 && code < 300 {
 		state = "accepted"
 	}
-	_, err := s.Append(ctx, s.notificationRow(sender, contact, "incoming", messageID, string(appendTimestamp(nil, sent)), state, code, reason))
+	_, err := s.Append(ctx, s.notificationRow(sender, contact, "incoming", messageID, sent.UTC().Format(timestampLayout), state, code, reason))
 	return err
 }
 

@@ -1,14 +1,13 @@
 package msrp
 
 import (
-	"encoding/json"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cairn-chat/cairn/auth"
+	"github.com/cairn-chat/cairn/internal/listing"
 	"github.com/cairn-chat/cairn/store"
 )
 
@@ -40,17 +39,12 @@ type SessionAPI struct {
 	cfg       SessionAPIConfig
 	now       func() time.Time
 	log       *slog.Logger
-	operators map[string]bool
+	operators listing.Operators
 }
 
 // NewSessionAPI returns the session record API handler.
 func NewSessionAPI(st store.MSRPSessions, a *auth.HTTP, cfg SessionAPIConfig, now func() time.Time, log *slog.Logger) *SessionAPI {
-	ops := make(map[string]bool)
-	for _, o := range cfg.Operators {
-		user, domain, _ := strings.Cut(o, "@")
-		ops[user+"@"+strings.ToLower(domain)] = true
-	}
-	return &SessionAPI{st: st, auth: a, cfg: cfg, now: now, log: log, operators: ops}
+	return &SessionAPI{st: st, auth: a, cfg: cfg, now: now, log: log, operators: listing.NewOperators(cfg.Operators)}
 }
 
 // recordJSON is one session record as the API writes it.
@@ -84,34 +78,21 @@ func (h *SessionAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sq := store.MSRPSessionQuery{
-		Since:   h.now().Add(-h.cfg.Retention),
-		Account: acct.Address(),
-		Limit:   recordDefaultLimit,
-	}
-	if h.operators[acct.Address()] {
-		sq.Account = q.Get("account")
-	} else if a := q.Get("account"); a != "" && a != acct.Address() {
+	account, ok := h.operators.Scope(acct.Address(), q.Get("account"))
+	if !ok {
 		http.Error(w, "account: only operators read other accounts' records", http.StatusForbidden)
 		return
 	}
-	var err error
-	if v := q.Get("after"); v != "" {
-		if sq.AfterID, err = strconv.ParseInt(v, 10, 64); err != nil || sq.AfterID < 0 {
-			http.Error(w, "after: want a record id", http.StatusBadRequest)
-			return
-		}
+	page, bad := listing.ParsePage(q, recordDefaultLimit, recordMaxLimit)
+	if bad != "" {
+		http.Error(w, bad, http.StatusBadRequest)
+		return
 	}
-	if v := q.Get("limit"); v != "" {
-		if sq.Limit, err = strconv.Atoi(v); err != nil || sq.Limit < 1 || sq.Limit > recordMaxLimit {
-			http.Error(w, "limit: want 1 to "+strconv.Itoa(recordMaxLimit), http.StatusBadRequest)
-			return
-		}
-	}
-	if len(sq.Account) > maxAccountLen {
+	if len(account) > maxAccountLen {
 		http.Error(w, "account too long", http.StatusBadRequest)
 		return
 	}
+	sq := store.MSRPSessionQuery{Since: h.now().Add(-h.cfg.Retention), Account: account, AfterID: page.After, Limit: page.Limit}
 	recs, err := h.st.MSRPSessionList(r.Context(), sq)
 	if err != nil {
 		h.log.Error("MSRP session API: list failed", "err", err)
@@ -130,7 +111,5 @@ func (h *SessionAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Chunks: s.Chunks, Ended: s.Ended,
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(out)
+	listing.Write(w, out)
 }

@@ -1,14 +1,13 @@
 package sip
 
 import (
-	"encoding/json"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cairn-chat/cairn/auth"
+	"github.com/cairn-chat/cairn/internal/listing"
 	"github.com/cairn-chat/cairn/store"
 )
 
@@ -40,17 +39,12 @@ type TraceAPI struct {
 	cfg       TraceAPIConfig
 	now       func() time.Time
 	log       *slog.Logger
-	operators map[string]bool
+	operators listing.Operators
 }
 
 // NewTraceAPI returns the trace API handler.
 func NewTraceAPI(st store.Traces, a *auth.HTTP, cfg TraceAPIConfig, now func() time.Time, log *slog.Logger) *TraceAPI {
-	ops := make(map[string]bool)
-	for _, o := range cfg.Operators {
-		user, domain, _ := strings.Cut(o, "@")
-		ops[user+"@"+strings.ToLower(domain)] = true
-	}
-	return &TraceAPI{st: st, auth: a, cfg: cfg, now: now, log: log, operators: ops}
+	return &TraceAPI{st: st, auth: a, cfg: cfg, now: now, log: log, operators: listing.NewOperators(cfg.Operators)}
 }
 
 // traceJSON is one trace as the API writes it.
@@ -84,31 +78,17 @@ func (h *TraceAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	var err error
-	tq := store.TraceQuery{
-		Since:  h.now().Add(-h.cfg.Retention),
-		Addr:   acct.Address(),
-		CallID: q.Get("call_id"),
-		Limit:  traceDefaultLimit,
-	}
-	if h.operators[acct.Address()] {
-		tq.Addr = q.Get("addr")
-	} else if a := q.Get("addr"); a != "" && a != acct.Address() {
+	addr, ok := h.operators.Scope(acct.Address(), q.Get("addr"))
+	if !ok {
 		http.Error(w, "addr: only operators read other accounts' traces", http.StatusForbidden)
 		return
 	}
-	if v := q.Get("after"); v != "" {
-		if tq.AfterID, err = strconv.ParseInt(v, 10, 64); err != nil || tq.AfterID < 0 {
-			http.Error(w, "after: want a trace id", http.StatusBadRequest)
-			return
-		}
+	page, bad := listing.ParsePage(q, traceDefaultLimit, traceMaxLimit)
+	if bad != "" {
+		http.Error(w, bad, http.StatusBadRequest)
+		return
 	}
-	if v := q.Get("limit"); v != "" {
-		if tq.Limit, err = strconv.Atoi(v); err != nil || tq.Limit < 1 || tq.Limit > traceMaxLimit {
-			http.Error(w, "limit: want 1 to "+strconv.Itoa(traceMaxLimit), http.StatusBadRequest)
-			return
-		}
-	}
+	tq := store.TraceQuery{Since: h.now().Add(-h.cfg.Retention), Addr: addr, CallID: q.Get("call_id"), AfterID: page.After, Limit: page.Limit}
 	if len(tq.CallID) > 256 || len(tq.Addr) > maxAddrLen {
 		http.Error(w, "call_id or addr too long", http.StatusBadRequest)
 		return
@@ -131,7 +111,5 @@ func (h *TraceAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Message: string(t.Message),
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(out)
+	listing.Write(w, out)
 }

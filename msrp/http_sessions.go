@@ -3,7 +3,6 @@ package msrp
 import (
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/cairn-chat/cairn/auth"
@@ -34,17 +33,19 @@ type SessionAPIConfig struct {
 // optional after (a record id), limit (at most 1000) and, for operators,
 // account. Requests authenticate as the journal's do.
 type SessionAPI struct {
-	st        store.MSRPSessions
-	auth      *auth.HTTP
-	cfg       SessionAPIConfig
-	now       func() time.Time
-	log       *slog.Logger
-	operators listing.Operators
+	st  store.MSRPSessions
+	api listing.API
+	cfg SessionAPIConfig
+	now func() time.Time
+	log *slog.Logger
 }
 
 // NewSessionAPI returns the session record API handler.
 func NewSessionAPI(st store.MSRPSessions, a *auth.HTTP, cfg SessionAPIConfig, now func() time.Time, log *slog.Logger) *SessionAPI {
-	return &SessionAPI{st: st, auth: a, cfg: cfg, now: now, log: log, operators: listing.NewOperators(cfg.Operators)}
+	return &SessionAPI{st: st, cfg: cfg, now: now, log: log, api: listing.API{
+		Auth: a, Realm: cfg.Realm, Operators: listing.NewOperators(cfg.Operators),
+		Param: "account", Default: recordDefaultLimit, Max: recordMaxLimit, Log: log,
+	}}
 }
 
 // recordJSON is one session record as the API writes it.
@@ -64,28 +65,8 @@ type recordJSON struct {
 }
 
 func (h *SessionAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	q := r.URL.Query()
-	realm := strings.ToLower(q.Get("realm"))
-	if realm == "" {
-		realm = h.cfg.Realm
-	}
-	acct, ok := h.auth.Require(w, r, realm, h.log)
+	account, page, ok := h.api.Begin(w, r)
 	if !ok {
-		return
-	}
-	account, ok := h.operators.Scope(acct.Address(), q.Get("account"))
-	if !ok {
-		http.Error(w, "account: only operators read other accounts' records", http.StatusForbidden)
-		return
-	}
-	page, bad := listing.ParsePage(q, recordDefaultLimit, recordMaxLimit)
-	if bad != "" {
-		http.Error(w, bad, http.StatusBadRequest)
 		return
 	}
 	if len(account) > maxAccountLen {

@@ -3,7 +3,6 @@ package sip
 import (
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/cairn-chat/cairn/auth"
@@ -34,17 +33,19 @@ type TraceAPIConfig struct {
 // addr (one account's traces). Requests authenticate as the journal's do,
 // with realm naming the account's domain.
 type TraceAPI struct {
-	st        store.Traces
-	auth      *auth.HTTP
-	cfg       TraceAPIConfig
-	now       func() time.Time
-	log       *slog.Logger
-	operators listing.Operators
+	st  store.Traces
+	api listing.API
+	cfg TraceAPIConfig
+	now func() time.Time
+	log *slog.Logger
 }
 
 // NewTraceAPI returns the trace API handler.
 func NewTraceAPI(st store.Traces, a *auth.HTTP, cfg TraceAPIConfig, now func() time.Time, log *slog.Logger) *TraceAPI {
-	return &TraceAPI{st: st, auth: a, cfg: cfg, now: now, log: log, operators: listing.NewOperators(cfg.Operators)}
+	return &TraceAPI{st: st, cfg: cfg, now: now, log: log, api: listing.API{
+		Auth: a, Realm: cfg.Realm, Operators: listing.NewOperators(cfg.Operators),
+		Param: "addr", Default: traceDefaultLimit, Max: traceMaxLimit, Log: log,
+	}}
 }
 
 // traceJSON is one trace as the API writes it.
@@ -63,32 +64,11 @@ type traceJSON struct {
 }
 
 func (h *TraceAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	q := r.URL.Query()
-	realm := strings.ToLower(q.Get("realm"))
-	if realm == "" {
-		realm = h.cfg.Realm
-	}
-	acct, ok := h.auth.Require(w, r, realm, h.log)
+	addr, page, ok := h.api.Begin(w, r)
 	if !ok {
 		return
 	}
-
-	addr, ok := h.operators.Scope(acct.Address(), q.Get("addr"))
-	if !ok {
-		http.Error(w, "addr: only operators read other accounts' traces", http.StatusForbidden)
-		return
-	}
-	page, bad := listing.ParsePage(q, traceDefaultLimit, traceMaxLimit)
-	if bad != "" {
-		http.Error(w, bad, http.StatusBadRequest)
-		return
-	}
-	tq := store.TraceQuery{Since: h.now().Add(-h.cfg.Retention), Addr: addr, CallID: q.Get("call_id"), AfterID: page.After, Limit: page.Limit}
+	tq := store.TraceQuery{Since: h.now().Add(-h.cfg.Retention), Addr: addr, CallID: r.URL.Query().Get("call_id"), AfterID: page.After, Limit: page.Limit}
 	if len(tq.CallID) > 256 || len(tq.Addr) > maxAddrLen {
 		http.Error(w, "call_id or addr too long", http.StatusBadRequest)
 		return

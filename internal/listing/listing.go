@@ -1,15 +1,60 @@
 // Package listing holds what cairn's record-listing APIs (SIP traces, MSRP
-// session records) share: who may read whose records, paging by id, and
-// how answers are written.
+// session records) share: authentication, who may read whose records,
+// paging by id, and how answers are written.
 package listing
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/cairn-chat/cairn/auth"
 )
+
+// API describes one listing API: how it authenticates, who its operators
+// are, the query parameter naming the account to list, and its page sizes.
+type API struct {
+	Auth      *auth.HTTP
+	Realm     string // when the request names none
+	Operators Operators
+	Param     string // "addr", "account"
+	Default   int
+	Max       int
+	Log       *slog.Logger
+}
+
+// Begin checks a listing request: a GET, authenticated (realm=<domain>
+// in the query, else Realm). It returns whose records to list and the
+// page, or answers the request and returns ok false.
+func (a *API) Begin(w http.ResponseWriter, r *http.Request) (account string, page Page, ok bool) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return "", page, false
+	}
+	q := r.URL.Query()
+	realm := strings.ToLower(q.Get("realm"))
+	if realm == "" {
+		realm = a.Realm
+	}
+	acct, ok := a.Auth.Require(w, r, realm, a.Log)
+	if !ok {
+		return "", page, false
+	}
+	if account, ok = a.Operators.Scope(acct.Address(), q.Get(a.Param)); !ok {
+		http.Error(w, a.Param+": only operators read other accounts' records", http.StatusForbidden)
+		return "", page, false
+	}
+	page, bad := ParsePage(q, a.Default, a.Max)
+	if bad != "" {
+		http.Error(w, bad, http.StatusBadRequest)
+		return "", page, false
+	}
+	return account, page, true
+}
 
 // Operators are the accounts (user@domain) that may read every account's
 // records; any other account reads only its own.

@@ -69,17 +69,6 @@ func (f *Frame) Set(name, value string) {
 	f.Headers[at] = Header{Name: name, Value: value}
 }
 
-// Del removes every header named name.
-func (f *Frame) Del(name string) {
-	kept := f.Headers[:0]
-	for _, h := range f.Headers {
-		if !strings.EqualFold(h.Name, name) {
-			kept = append(kept, h)
-		}
-	}
-	f.Headers = kept
-}
-
 func isMIMEHeader(name string) bool {
 	return len(name) >= 8 && strings.EqualFold(name[:8], "Content-")
 }

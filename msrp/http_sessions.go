@@ -20,32 +20,19 @@ const (
 	maxAccountLen      = 512
 )
 
-// SessionAPIConfig configures the session record API.
-type SessionAPIConfig struct {
-	Retention time.Duration
-	// Operators may read every record; other accounts read their own.
-	Operators []string
-	// Realm is the Digest realm when a request names none.
-	Realm string
-}
-
 // SessionAPI serves MSRP session records over HTTP: GET SessionsPath with
 // optional after (a record id), limit (at most 1000) and, for operators,
 // account. Requests authenticate as the journal's do.
 type SessionAPI struct {
 	st  store.MSRPSessions
-	api listing.API
-	cfg SessionAPIConfig
+	api *listing.API
 	now func() time.Time
 	log *slog.Logger
 }
 
 // NewSessionAPI returns the session record API handler.
-func NewSessionAPI(st store.MSRPSessions, a *auth.HTTP, cfg SessionAPIConfig, now func() time.Time, log *slog.Logger) *SessionAPI {
-	return &SessionAPI{st: st, cfg: cfg, now: now, log: log, api: listing.API{
-		Auth: a, Realm: cfg.Realm, Operators: listing.NewOperators(cfg.Operators),
-		Param: "account", Default: recordDefaultLimit, Max: recordMaxLimit, Log: log,
-	}}
+func NewSessionAPI(st store.MSRPSessions, a *auth.HTTP, cfg listing.Config, now func() time.Time, log *slog.Logger) *SessionAPI {
+	return &SessionAPI{st: st, now: now, log: log, api: listing.New(cfg, a, "account", recordDefaultLimit, recordMaxLimit, log)}
 }
 
 // recordJSON is one session record as the API writes it.
@@ -73,7 +60,7 @@ func (h *SessionAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "account too long", http.StatusBadRequest)
 		return
 	}
-	sq := store.MSRPSessionQuery{Since: h.now().Add(-h.cfg.Retention), Account: account, AfterID: page.After, Limit: page.Limit}
+	sq := store.MSRPSessionQuery{Since: h.api.Since(h.now()), Account: account, AfterID: page.After, Limit: page.Limit}
 	recs, err := h.st.MSRPSessionList(r.Context(), sq)
 	if err != nil {
 		h.log.Error("MSRP session API: list failed", "err", err)

@@ -19,33 +19,20 @@ const (
 	traceMaxLimit     = 1000
 )
 
-// TraceAPIConfig configures the trace API.
-type TraceAPIConfig struct {
-	Retention time.Duration
-	// Operators may read every trace; other accounts read their own.
-	Operators []string
-	// Realm is the Digest realm when a request names none.
-	Realm string
-}
-
 // TraceAPI serves SIP traces over HTTP: GET TracesPath with optional
 // call_id, after (a trace id), limit (at most 1000) and, for operators,
 // addr (one account's traces). Requests authenticate as the journal's do,
 // with realm naming the account's domain.
 type TraceAPI struct {
 	st  store.Traces
-	api listing.API
-	cfg TraceAPIConfig
+	api *listing.API
 	now func() time.Time
 	log *slog.Logger
 }
 
 // NewTraceAPI returns the trace API handler.
-func NewTraceAPI(st store.Traces, a *auth.HTTP, cfg TraceAPIConfig, now func() time.Time, log *slog.Logger) *TraceAPI {
-	return &TraceAPI{st: st, cfg: cfg, now: now, log: log, api: listing.API{
-		Auth: a, Realm: cfg.Realm, Operators: listing.NewOperators(cfg.Operators),
-		Param: "addr", Default: traceDefaultLimit, Max: traceMaxLimit, Log: log,
-	}}
+func NewTraceAPI(st store.Traces, a *auth.HTTP, cfg listing.Config, now func() time.Time, log *slog.Logger) *TraceAPI {
+	return &TraceAPI{st: st, now: now, log: log, api: listing.New(cfg, a, "addr", traceDefaultLimit, traceMaxLimit, log)}
 }
 
 // traceJSON is one trace as the API writes it.
@@ -68,7 +55,7 @@ func (h *TraceAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	tq := store.TraceQuery{Since: h.now().Add(-h.cfg.Retention), Addr: addr, CallID: r.URL.Query().Get("call_id"), AfterID: page.After, Limit: page.Limit}
+	tq := store.TraceQuery{Since: h.api.Since(h.now()), Addr: addr, CallID: r.URL.Query().Get("call_id"), AfterID: page.After, Limit: page.Limit}
 	if len(tq.CallID) > 256 || len(tq.Addr) > maxAddrLen {
 		http.Error(w, "call_id or addr too long", http.StatusBadRequest)
 		return

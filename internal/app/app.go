@@ -28,6 +28,7 @@ import (
 	"github.com/cairn-chat/cairn/delivery"
 	"github.com/cairn-chat/cairn/history"
 	"github.com/cairn-chat/cairn/internal/config"
+	"github.com/cairn-chat/cairn/internal/listing"
 	"github.com/cairn-chat/cairn/internal/tlsutil"
 	"github.com/cairn-chat/cairn/msrp"
 	"github.com/cairn-chat/cairn/offline"
@@ -168,12 +169,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Node, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle(cfg.Journal.Path, journal)
-	mux.Handle(sip.TracesPath, sip.NewTraceAPI(st, httpAuth, sip.TraceAPIConfig{
+	mux.Handle(sip.TracesPath, sip.NewTraceAPI(st, httpAuth, listing.Config{
 		Retention: cfg.Traces.Retention.D(),
 		Operators: cfg.Traces.Operators,
 		Realm:     cfg.Journal.DefaultRealm,
 	}, now, log.With("component", "sip-traces")))
-	mux.Handle(msrp.SessionsPath, msrp.NewSessionAPI(st, httpAuth, msrp.SessionAPIConfig{
+	mux.Handle(msrp.SessionsPath, msrp.NewSessionAPI(st, httpAuth, listing.Config{
 		Retention: cfg.MSRP.Retention.D(),
 		Operators: cfg.Traces.Operators,
 		Realm:     cfg.Journal.DefaultRealm,

@@ -10,21 +10,43 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cairn-chat/cairn/auth"
 )
 
-// API describes one listing API: how it authenticates, who its operators
-// are, the query parameter naming the account to list, and its page sizes.
-type API struct {
-	Auth      *auth.HTTP
-	Realm     string // when the request names none
-	Operators Operators
-	Param     string // "addr", "account"
-	Default   int
-	Max       int
-	Log       *slog.Logger
+// Config is what the operator configures of a listing API.
+type Config struct {
+	// Retention is how long records are listed.
+	Retention time.Duration
+	// Operators may read every account's records; others read their own.
+	Operators []string
+	// Realm is the Digest realm when a request names none.
+	Realm string
 }
+
+// API is the common part of one listing API: how it authenticates, who its
+// operators are, the query parameter naming the account to list, and its
+// page sizes.
+type API struct {
+	auth      *auth.HTTP
+	retention time.Duration
+	realm     string
+	operators Operators
+	param     string // "addr", "account"
+	def, max  int
+	log       *slog.Logger
+}
+
+// New returns the API of cfg whose query parameter param names the
+// account to list, with pages of def records by default and max at most.
+func New(cfg Config, a *auth.HTTP, param string, def, max int, log *slog.Logger) *API {
+	return &API{auth: a, retention: cfg.Retention, realm: cfg.Realm, operators: NewOperators(cfg.Operators),
+		param: param, def: def, max: max, log: log}
+}
+
+// Since is the oldest time a listing at now shows: now less the retention.
+func (a *API) Since(now time.Time) time.Time { return now.Add(-a.retention) }
 
 // Begin checks a listing request: a GET, authenticated (realm=<domain>
 // in the query, else Realm). It returns whose records to list and the
@@ -38,17 +60,17 @@ func (a *API) Begin(w http.ResponseWriter, r *http.Request) (account string, pag
 	q := r.URL.Query()
 	realm := strings.ToLower(q.Get("realm"))
 	if realm == "" {
-		realm = a.Realm
+		realm = a.realm
 	}
-	acct, ok := a.Auth.Require(w, r, realm, a.Log)
+	acct, ok := a.auth.Require(w, r, realm, a.log)
 	if !ok {
 		return "", page, false
 	}
-	if account, ok = a.Operators.Scope(acct.Address(), q.Get(a.Param)); !ok {
-		http.Error(w, a.Param+": only operators read other accounts' records", http.StatusForbidden)
+	if account, ok = a.operators.Scope(acct.Address(), q.Get(a.param)); !ok {
+		http.Error(w, a.param+": only operators read other accounts' records", http.StatusForbidden)
 		return "", page, false
 	}
-	page, bad := ParsePage(q, a.Default, a.Max)
+	page, bad := ParsePage(q, a.def, a.max)
 	if bad != "" {
 		http.Error(w, bad, http.StatusBadRequest)
 		return "", page, false

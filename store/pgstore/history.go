@@ -45,11 +45,11 @@ func (s *Store) HistoryAppend(ctx context.Context, rows []store.HistoryRow) ([]s
 
 // lockHistoryAccounts locks the accounts $1 that exist, in id order, and
 // returns their ids. FOR KEY SHARE keeps them until the commit: an
-// AccountDelete waits for the flush, then its cascade takes the rows too.
-// Taken before the counters, it keeps a flush from waiting for an
-// AccountDelete that waits for the flush (the flush would hold a counter
-// row and then need the account for the rows' foreign key check, while
-// the delete held the account and needed the counter row). Flushes do not
+// AccountDelete waits for the flush, then deletes the rows too. Taken
+// before the counters, it keeps a flush from waiting for an AccountDelete
+// that waits for the flush (the flush would hold a counter row and then
+// need the account for a foreign key check, while the delete held the
+// account and needed the counter row). Flushes do not
 // wait for each other here; the counter rows order them.
 const lockHistoryAccounts = `SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR KEY SHARE`
 
@@ -82,8 +82,9 @@ SELECT account_id, last_id FROM seq`
 // flushHistory stores a batch of appends in one transaction. It expects
 // every account to exist, and sends everything in one round trip: begin,
 // lock the accounts, take ids and insert, commit. If an account is
-// missing, the foreign keys fail that transaction; then it locks the
-// accounts first, and stores the requests whose accounts it found.
+// missing, the foreign key of its new history_seq row fails that
+// transaction; then it locks the accounts first, and stores the requests
+// whose accounts it found.
 func (s *Store) flushHistory(ctx context.Context, batch []engine.HistoryRequest) ([]engine.HistoryResult, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {

@@ -1,0 +1,5 @@
+-- PostgreSQL only: there this version drops the per-row foreign key checks
+-- of history and offline_messages and makes the purge-only time indexes
+-- block-range indexes. SQLite has neither cost to save (its single writer
+-- holds the database, and it has no block-range index), so nothing changes
+-- here; the version keeps the dialects' numbers equal.

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +58,7 @@ func (s *Server) onRegister(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		return
 	}
 	now := s.now()
+	gen0, epoch0 := s.loc.generation(acct.ID)
 	current, err := s.st.RegistrationList(ctx, acct.ID, now)
 	if err != nil {
 		s.storeFailed(req, tx, err)
@@ -64,6 +66,7 @@ func (s *Server) onRegister(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 	}
 	callID, cseq := req.CallID().Value(), req.CSeq().SeqNo
 	var gen, epoch uint64 // of this REGISTER's last write, for the cache
+	writes := uint64(0)
 	if wildcard {
 		for _, r := range current {
 			if r.CallID == callID && cseq <= r.CSeq {
@@ -73,6 +76,7 @@ func (s *Server) onRegister(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		}
 		err := s.st.RegistrationDeleteAll(ctx, acct.ID)
 		gen, epoch = s.loc.invalidate(acct.ID)
+		writes++
 		if err != nil {
 			s.storeFailed(req, tx, err)
 			return
@@ -104,27 +108,38 @@ func (s *Server) onRegister(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		ua = truncate(h.Value(), 256)
 	}
 	var drains []string
+	next := current // the bindings after this REGISTER's writes
 	for _, b := range bindings {
+		next = slices.DeleteFunc(slices.Clone(next), func(r store.Registration) bool { return r.Instance == b.instance })
 		if b.expires == 0 {
 			err = s.st.RegistrationDelete(ctx, acct.ID, b.instance)
 		} else {
-			err = s.st.RegistrationPut(ctx, store.Registration{
+			r := store.Registration{
 				AccountID: acct.ID, Instance: b.instance, Contact: b.contact,
 				Transport: strings.ToLower(req.Transport()), Source: req.Source(), Node: s.cfg.Node,
-				CallID: callID, CSeq: cseq, UserAgent: ua, Expires: now.Add(b.expires),
-			})
+				CallID: callID, CSeq: cseq, UserAgent: ua, Expires: now.Add(b.expires).Truncate(time.Microsecond),
+				UpdatedAt: now,
+			}
+			err = s.st.RegistrationPut(ctx, r)
+			next = append(next, r)
 			drains = append(drains, b.instance)
 		}
 		gen, epoch = s.loc.invalidate(acct.ID)
+		writes++
 		if err != nil {
 			s.storeFailed(req, tx, err)
 			return
 		}
 	}
 	if len(bindings) > 0 || wildcard {
-		// Read after every write of this REGISTER: what it holds, the
-		// drains below find in the cache.
-		if current, err = s.st.RegistrationList(ctx, acct.ID, now); err != nil {
+		// What the store holds after this REGISTER's writes goes to the
+		// cache, for the drains below. When no other request of this node
+		// wrote the account since the read above, that is what was read
+		// with these writes applied; otherwise it is read again.
+		if epoch == epoch0 && gen == gen0+writes {
+			slices.SortFunc(next, func(a, b store.Registration) int { return strings.Compare(a.Instance, b.Instance) })
+			current = next
+		} else if current, err = s.st.RegistrationList(ctx, acct.ID, now); err != nil {
 			s.storeFailed(req, tx, err)
 			return
 		}

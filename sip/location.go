@@ -68,6 +68,14 @@ func (l *location) list(ctx context.Context, accountID int64) ([]store.Registrat
 	return live, nil
 }
 
+// generation returns the account's generation and the epoch, which
+// invalidate advances on each write.
+func (l *location) generation(accountID int64) (gen, epoch uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gen[accountID], l.epoch
+}
+
 // invalidate forgets an account's bindings; call it after writing them.
 // It returns the generation that a list read after the write may be
 // cached under (set).

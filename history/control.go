@@ -99,13 +99,14 @@ func (s *Service) notificationRow(acct *store.Account, contact, dir, messageID, 
 
 // Outcome records what SIP answered to a local sender's message: accepted
 // for a 2xx (taken by a device, or stored for later), failed otherwise.
-func (s *Service) Outcome(ctx context.Context, sender *store.Account, contact, messageID string, sent time.Time, code int, reason string) error {
+// The answer has gone already, so the row is written behind it, with the
+// outcomes of other messages (later.go); errors are logged there.
+func (s *Service) Outcome(sender *store.Account, contact, messageID string, sent time.Time, code int, reason string) {
 	state := "failed"
 	if code >= 200 && code < 300 {
 		state = "accepted"
 	}
-	_, err := s.Append(ctx, s.notificationRow(sender, contact, "incoming", messageID, sent.UTC().Format(timestampLayout), state, code, reason))
-	return err
+	s.appendLater(s.notificationRow(sender, contact, "incoming", messageID, sent.UTC().Format(timestampLayout), state, code, reason))
 }
 
 // Notify records an IMDN that from sent to to about a message to sent: a

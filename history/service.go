@@ -114,6 +114,13 @@ type Service struct {
 	conns  sync.WaitGroup
 	once   sync.Once
 
+	// later writes the rows that may wait (later.go); laterMu guards
+	// laterClosed and the writer's start.
+	laterMu     sync.RWMutex
+	laterOnce   sync.Once
+	laterClosed bool
+	later       *later
+
 	// Network timing of the live sync; tests shorten them.
 	pingEvery, pongWait, writeWait time.Duration
 }
@@ -168,6 +175,7 @@ func (s *Service) Append(ctx context.Context, rows ...store.HistoryRow) ([]store
 // Shutdown does not do this.
 func (s *Service) Close() {
 	s.once.Do(func() {
+		s.closeLater()
 		s.hub.close()
 		s.cancel()
 	})

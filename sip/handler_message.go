@@ -151,9 +151,7 @@ func (s *Server) onMessage(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 	}
 	// The sender's devices learn the outcome from the history, and its
 	// other devices get a copy of what it sent (blink.md §8 case 45).
-	if err := s.history.Outcome(ctx, senderAcct, rcpt.Address(), c.messageID, c.timestamp, code, reason); err != nil {
-		s.log.Error("message outcome not journaled", "err", err)
-	}
+	s.history.Outcome(senderAcct, rcpt.Address(), c.messageID, c.timestamp, code, reason)
 	if code/100 == 2 {
 		dup := *m
 		dup.AccountID, dup.Replicated, dup.Key = senderAcct.ID, true, ""

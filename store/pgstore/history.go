@@ -254,9 +254,6 @@ func (s *Store) HistoryList(ctx context.Context, q store.HistoryQuery) ([]store.
 	b := &pgx.Batch{}
 	b.Queue("BEGIN READ ONLY")
 	b.Queue("SET LOCAL enable_sort = off")
-	// Estimates for a big table can pass jit_above_cost, and compiling
-	// takes longer than the read.
-	b.Queue("SET LOCAL jit = off")
 	b.Queue(listHistory, q.AccountID, q.AfterID, q.Since, q.Limit).Query(func(rows pgx.Rows) error {
 		var err error
 		out, err = scanHistory(rows, min(q.Limit, 256))

@@ -152,11 +152,8 @@ func readEnqueues(ctx context.Context, conn *pgx.Conn, batch []engine.EnqueueReq
 	// A generic plan, cached after a few runs, is made for arrays of any
 	// length and for the table as it was then: one made while the table
 	// was small scans it whole ever after. Plan each statement for its
-	// arrays instead, which costs less than one such scan. The estimates
-	// of a big batch are high enough to start JIT compilation, which
-	// takes longer than the statements.
+	// arrays instead, which costs less than one such scan.
 	b.Queue("SET LOCAL plan_cache_mode = force_custom_plan")
-	b.Queue("SET LOCAL jit = off")
 	b.Queue(lockRecipients, recipients).Query(func(rows pgx.Rows) error {
 		found, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 		for _, id := range found {

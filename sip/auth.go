@@ -25,6 +25,11 @@ func (s *Server) authenticate(ctx context.Context, req *sipmsg.Request, tx sipms
 			hdrs = append(hdrs, sipmsg.NewHeader(challenge, c))
 		}
 		s.respond(req, tx, code, reason, hdrs...)
+		// A challenge is stateless, as a proxy sends it: a retransmission
+		// of req gets a fresh one. Kept, the transaction would hold req and
+		// its answer for Timer J (32 s over UDP), and most transactions
+		// of a registrar are challenged.
+		tx.Terminate()
 	}
 	var answer *auth.DigestResponse
 	for _, h := range req.GetHeaders(header) {

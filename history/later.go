@@ -55,7 +55,7 @@ func (s *Service) writeLater(l *later) {
 	<-linger.C
 	for row := range l.rows {
 		// A fresh slice each time: the stored rows go on to subscribers.
-		batch := append(make([]store.HistoryRow, 0, laterBatch), row)
+		batch := []store.HistoryRow{row}
 		linger.Reset(laterLinger)
 	fill:
 		for len(batch) < laterBatch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/cairn-chat/cairn/internal/behind"
 	"github.com/cairn-chat/cairn/store"
 )
 
@@ -19,74 +20,34 @@ const (
 	laterWrite  = 10 * time.Second // bound of one batch's commit
 )
 
-// later is the writer of the rows that may wait.
-type later struct {
-	rows chan store.HistoryRow
-	done chan struct{}
-}
-
-// appendLater queues row for the writer, which it starts on first use.
-// When the queue is full it waits for room; once the service is closed it
-// appends row at once.
+// appendLater queues row for the writer, which it starts on first use
+// unless the service has closed, waiting for room when the queue is full.
+// Once the service is closed it appends row at once.
 func (s *Service) appendLater(row store.HistoryRow) {
-	s.laterMu.RLock()
-	defer s.laterMu.RUnlock()
-	if s.laterClosed {
-		ctx, cancel := context.WithTimeout(context.Background(), laterWrite)
-		defer cancel()
-		if _, err := s.Append(ctx, row); err != nil {
-			s.log.Error("history rows not written", "err", err, "rows", 1)
-		}
-		return
-	}
 	s.laterOnce.Do(func() {
-		s.later = &later{rows: make(chan store.HistoryRow, laterQueue), done: make(chan struct{})}
-		go s.writeLater(s.later)
+		s.later = behind.New(laterQueue, laterBatch, laterLinger, func(batch []store.HistoryRow) {
+			s.appendNow(batch...)
+		})
 	})
-	s.later.rows <- row
+	if s.later == nil || !s.later.Add(row) { // closed
+		s.appendNow(row)
+	}
 }
 
-// writeLater appends queued rows in batches until closeLater closes the
-// queue. A batch is written when it is full or laterLinger after its first
-// row.
-func (s *Service) writeLater(l *later) {
-	defer close(l.done)
-	linger := time.NewTimer(0)
-	<-linger.C
-	for row := range l.rows {
-		// A fresh slice each time: the stored rows go on to subscribers.
-		batch := []store.HistoryRow{row}
-		linger.Reset(laterLinger)
-	fill:
-		for len(batch) < laterBatch {
-			select {
-			case row, ok := <-l.rows:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, row)
-			case <-linger.C:
-				break fill
-			}
-		}
-		linger.Stop()
-		ctx, cancel := context.WithTimeout(context.Background(), laterWrite)
-		if _, err := s.Append(ctx, batch...); err != nil {
-			s.log.Error("history rows not written", "err", err, "rows", len(batch))
-		}
-		cancel()
+// appendNow appends rows within laterWrite and logs a failure.
+func (s *Service) appendNow(rows ...store.HistoryRow) {
+	ctx, cancel := context.WithTimeout(context.Background(), laterWrite)
+	defer cancel()
+	if _, err := s.Append(ctx, rows...); err != nil {
+		s.log.Error("history rows not written", "err", err, "rows", len(rows))
 	}
 }
 
 // closeLater writes what is queued and ends the writer; rows that come
 // after it are appended at once.
 func (s *Service) closeLater() {
-	s.laterMu.Lock()
-	s.laterClosed = true
-	l := s.later
-	s.laterMu.Unlock()
-	if l != nil {
-		close(l.rows)
-		<-l.done
+	s.laterOnce.Do(func() {}) // no writer starts after this
+	if s.later != nil {
+		s.later.Close(context.Background())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/cairn-chat/cairn/internal/behind"
 	"github.com/cairn-chat/cairn/store"
 )
 
@@ -114,12 +115,10 @@ type Service struct {
 	conns  sync.WaitGroup
 	once   sync.Once
 
-	// later writes the rows that may wait (later.go); laterMu guards
-	// laterClosed and the writer's start.
-	laterMu     sync.RWMutex
-	laterOnce   sync.Once
-	laterClosed bool
-	later       *later
+	// later writes the rows that may wait (later.go), started by the
+	// first of them.
+	laterOnce sync.Once
+	later     *behind.Writer[store.HistoryRow]
 
 	// Network timing of the live sync; tests shorten them.
 	pingEvery, pongWait, writeWait time.Duration

@@ -4,18 +4,18 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	sipmsg "github.com/emiago/sipgo/sip"
 
+	"github.com/cairn-chat/cairn/internal/behind"
 	"github.com/cairn-chat/cairn/store"
 )
 
 // Trace writing bounds: traces wait in a queue of traceQueue and are written
-// in batches of up to traceBatch, at most traceLinger after the first. When the store falls behind and the queue
-// is full, new traces are dropped and counted, so that signaling never
-// waits for its own traces.
+// in batches of up to traceBatch, at most traceLinger after the first. When
+// the store falls behind and the queue is full, new traces are dropped and
+// counted, so that signaling never waits for its own traces.
 const (
 	traceQueue  = 1 << 16
 	traceBatch  = 1024
@@ -24,23 +24,19 @@ const (
 
 // tracer writes SIP traces behind the traffic.
 type tracer struct {
-	st      store.Traces
 	now     func() time.Time
-	log     *slog.Logger
 	metrics *metrics
-	queue   chan store.Trace
-	done    chan struct{}
-
-	// mu guards closed: sipgo may still hand over messages while the
-	// server stops, and the queue closes only once.
-	mu     sync.RWMutex
-	closed bool
+	w       *behind.Writer[store.Trace]
 }
 
 func newTracer(st store.Traces, now func() time.Time, log *slog.Logger, m *metrics) *tracer {
-	t := &tracer{st: st, now: now, log: log, metrics: m, queue: make(chan store.Trace, traceQueue), done: make(chan struct{})}
-	go t.run()
-	return t
+	write := func(batch []store.Trace) {
+		if err := st.TraceAppend(context.Background(), batch); err != nil {
+			m.tracesDropped.Add(float64(len(batch)))
+			log.Error("SIP traces not written", "err", err, "traces", len(batch))
+		}
+	}
+	return &tracer{now: now, metrics: m, w: behind.New(traceQueue, traceBatch, traceLinger, write)}
 }
 
 // traceIn records a message the transport layer parsed.
@@ -79,66 +75,13 @@ func (t *tracer) add(msg sipmsg.Message, dir, transport, remote string) {
 	if h := msg.To(); h != nil {
 		tr.ToAddr = addrOf(&h.Address)
 	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if t.closed {
+	if !t.w.TryAdd(tr) {
 		t.metrics.tracesDropped.Inc()
-		return
-	}
-	select {
-	case t.queue <- tr:
-	default:
-		t.metrics.tracesDropped.Inc()
-	}
-}
-
-// run writes queued traces in batches until stop closes the queue. A
-// batch is written when it is full or traceLinger after its first trace:
-// under light traffic that costs one commit per traceLinger, not one per
-// message.
-func (t *tracer) run() {
-	defer close(t.done)
-	batch := make([]store.Trace, 0, traceBatch)
-	linger := time.NewTimer(0)
-	<-linger.C
-	for tr := range t.queue {
-		batch = append(batch[:0], tr)
-		linger.Reset(traceLinger)
-	fill:
-		for len(batch) < traceBatch {
-			select {
-			case tr, ok := <-t.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, tr)
-			case <-linger.C:
-				break fill
-			}
-		}
-		linger.Stop()
-		if err := t.st.TraceAppend(context.Background(), batch); err != nil {
-			t.metrics.tracesDropped.Add(float64(len(batch)))
-			t.log.Error("SIP traces not written", "err", err, "traces", len(batch))
-		}
 	}
 }
 
 // stop writes what is queued and ends the writer, or gives up at ctx.
-func (t *tracer) stop(ctx context.Context) error {
-	t.mu.Lock()
-	if !t.closed {
-		t.closed = true
-		close(t.queue)
-	}
-	t.mu.Unlock()
-	select {
-	case <-t.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (t *tracer) stop(ctx context.Context) error { return t.w.Close(ctx) }
 
 func statusClass(code int) string {
 	return strconv.Itoa(code/100) + "xx"

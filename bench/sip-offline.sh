@@ -18,6 +18,8 @@
 #       server process(es) plus PostgreSQL (the server's backends, found by
 #       application_name, plus the cluster's auxiliary processes: walwriter,
 #       checkpointer, …) from /proc/PID/stat utime+stime, per stored message;
+#       when a phase ran before it, it starts SETTLE_SECS later, once the
+#       transactions of that phase have ended (Timer J: 32 s over UDP);
 #   (d) drain: DRAIN_MSGS MESSAGEs queued for one user, then a SIPp device
 #       (register_recv.xml + ooc_message.xml) registers; time from its first
 #       REGISTER to the DRAIN_MSGS-th MESSAGE received, over UDP and TCP.
@@ -48,6 +50,7 @@ SAT_LIMITS=${SAT_LIMITS:-"50 200 500"}
 SAT_SECS=${SAT_SECS:-15}
 FIXED_RATE=${FIXED_RATE:-500}      # must stay below every target's saturation
 FIXED_SECS=${FIXED_SECS:-20}
+SETTLE_SECS=${SETTLE_SECS:-35}       # pause before the fixed rate, after another phase
 REG_LIMIT=${REG_LIMIT:-200}
 REG_SECS=${REG_SECS:-15}
 DRAIN_MSGS=${DRAIN_MSGS:-1000}
@@ -581,7 +584,13 @@ run_target() {
 	result loadavg "$(cut -d' ' -f1-3 /proc/loadavg)"
 	[[ " $PHASES " == *" register "* ]] && phase_register
 	[[ " $PHASES " == *" saturation "* ]] && phase_saturation
-	[[ " $PHASES " == *" fixed "* ]] && phase_fixed
+	if [[ " $PHASES " == *" fixed "* ]]; then
+		if [[ " $PHASES " == *" register "* || " $PHASES " == *" saturation "* ]]; then
+			log "$TARGET: settling for ${SETTLE_SECS}s"
+			run_wait sleep "$SETTLE_SECS"
+		fi
+		phase_fixed
+	fi
 	local i=0 t
 	if [[ " $PHASES " == *" drain "* ]]; then
 		for t in $DRAIN_TRANSPORTS; do
@@ -609,7 +618,7 @@ print_table() {
 	pv=$(psqlv -c 'SHOW server_version' 2>/dev/null) || true
 	echo "- $sv; kamailio $kv; PostgreSQL $pv; cairn $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
 	echo "- senders authenticated: $([[ $MSG_AUTH == 1 ]] && echo "yes (digest on every MESSAGE)" || echo "no (127.0.0.1 trusted on both)")"
-	echo "- saturation: closed loop, L in {$SAT_LIMITS} MESSAGEs in flight, ${SAT_SECS}s each, best L shown; fixed rate: $FIXED_RATE/s for ${FIXED_SECS}s; REGISTER: $REG_LIMIT in flight, ${REG_SECS}s; drain: $DRAIN_MSGS messages"
+	echo "- saturation: closed loop, L in {$SAT_LIMITS} MESSAGEs in flight, ${SAT_SECS}s each, best L shown; fixed rate: $FIXED_RATE/s for ${FIXED_SECS}s, ${SETTLE_SECS}s after the phases before it; REGISTER: $REG_LIMIT in flight, ${REG_SECS}s; drain: $DRAIN_MSGS messages"
 	echo "- raw logs: $OUT"
 	echo
 	echo "| target | stored msgs/s at saturation (L) | rows >= 2xx | fixed rate: stored/s | CPU ms/msg server | CPU ms/msg PostgreSQL | CPU ms/msg total | REGISTER+digest/s | drain $DRAIN_MSGS (UDP) s | drain $DRAIN_MSGS (TCP) s |"

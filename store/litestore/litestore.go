@@ -117,7 +117,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.puts = groupcommit.New(putMaxBatch, putTimeout, s.flushPuts)
 	s.queue = groupcommit.New(enqueueMaxBatch, putTimeout, s.flushEnqueues).WithLinger(engine.EnqueueLinger)
 	s.regs = groupcommit.New(putMaxBatch, putTimeout, s.flushRegistrations)
-	s.history = groupcommit.New(putMaxBatch, putTimeout, s.flushHistory)
+	s.history = groupcommit.New(putMaxBatch, putTimeout, s.flushHistory).WithLinger(engine.HistoryLinger)
 	if err := s.ready(ctx, opts.Migrate, opts.Inspect); err != nil {
 		err = s.wrap("open "+path, err)
 		s.Close()

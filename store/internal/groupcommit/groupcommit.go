@@ -27,14 +27,17 @@ type Group[Req, Res any] struct {
 	mu       sync.Mutex
 	queue    []*call[Req, Res]
 	flushing bool
+	last     time.Time // when the latest request was queued
 }
 
 type call[Req, Res any] struct {
-	req  Req
-	res  Res
-	err  error
-	lead chan struct{} // closed when this call must flush the next batch
-	done chan struct{} // closed when res and err are set
+	req     Req
+	at      time.Time // when it was queued
+	company bool      // another request was queued less than the linger before it
+	res     Res
+	err     error
+	lead    chan struct{} // closed when this call must flush the next batch
+	done    chan struct{} // closed when res and err are set
 }
 
 // New returns a Group that flushes at most maxBatch requests at a time and
@@ -43,9 +46,13 @@ func New[Req, Res any](maxBatch int, timeout time.Duration, flush Flush[Req, Res
 	return &Group[Req, Res]{flush: flush, maxBatch: maxBatch, timeout: timeout}
 }
 
-// WithLinger makes a leader whose batch is not full wait d for more
-// requests before it flushes: under light load, where every flush would
-// carry one request, a few share it instead, for d of latency.
+// WithLinger makes a leader whose batch is not full wait for more requests
+// until d after the oldest request of the batch was queued, when that one
+// came less than d after the request before it: at a few hundred requests
+// a second, where every flush would carry one request, a few share it
+// instead. No request waits more than d for company (a batch that queued
+// during the previous flush has waited already), and one that comes alone
+// does not wait at all: company is not coming.
 func (g *Group[Req, Res]) WithLinger(d time.Duration) *Group[Req, Res] {
 	g.linger = d
 	return g
@@ -60,8 +67,10 @@ func (g *Group[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 		var zero Res
 		return zero, err
 	}
-	c := &call[Req, Res]{req: req, lead: make(chan struct{}), done: make(chan struct{})}
+	c := &call[Req, Res]{req: req, at: time.Now(), lead: make(chan struct{}), done: make(chan struct{})}
 	g.mu.Lock()
+	c.company = c.at.Sub(g.last) < g.linger
+	g.last = c.at
 	g.queue = append(g.queue, c)
 	if !g.flushing {
 		g.flushing = true
@@ -84,9 +93,11 @@ func (g *Group[Req, Res]) flushHead() {
 	if g.linger > 0 {
 		g.mu.Lock()
 		full := len(g.queue) >= g.maxBatch
+		oldest := g.queue[0]
+		wait := time.Until(oldest.at.Add(g.linger))
 		g.mu.Unlock()
-		if !full {
-			time.Sleep(g.linger)
+		if !full && oldest.company && wait > 0 {
+			time.Sleep(wait)
 		}
 	}
 	g.mu.Lock()

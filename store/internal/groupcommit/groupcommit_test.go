@@ -3,6 +3,7 @@ package groupcommit
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,6 +118,7 @@ func TestGroupFlushTimeout(t *testing.T) {
 
 func TestGroupLinger(t *testing.T) {
 	t.Parallel()
+	const linger = 100 * time.Millisecond
 	var sizes []int
 	var mu sync.Mutex
 	g := New(4, time.Second, func(_ context.Context, batch []int) ([]int, error) {
@@ -124,19 +126,21 @@ func TestGroupLinger(t *testing.T) {
 		sizes = append(sizes, len(batch))
 		mu.Unlock()
 		return batch, nil
-	}).WithLinger(50 * time.Millisecond)
+	}).WithLinger(linger)
 
-	// A lone request waits for company, then flushes alone.
+	// A request that comes alone does not wait: company is not coming.
 	start := time.Now()
 	if _, err := g.Do(t.Context(), 1); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d < 50*time.Millisecond {
-		t.Errorf("a lone request flushed after %v, before the linger", d)
+	if d := time.Since(start); d >= linger/2 {
+		t.Errorf("a lone request flushed after %v: it lingered", d)
 	}
-	// Requests that come during the linger share the flush.
+	// In a burst, the first flushes alone; the next ones, each less than
+	// the linger after the one before, wait for each other.
+	time.Sleep(linger + linger/2)
 	var wg sync.WaitGroup
-	for i := range 3 {
+	for i := range 4 {
 		wg.Go(func() {
 			time.Sleep(time.Duration(i) * 5 * time.Millisecond)
 			g.Do(t.Context(), i)
@@ -145,7 +149,41 @@ func TestGroupLinger(t *testing.T) {
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
-	if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 3 {
-		t.Errorf("flush sizes %v, want [1 3]", sizes)
+	if !slices.Equal(sizes, []int{1, 1, 3}) {
+		t.Errorf("flush sizes %v, want [1 1 3]", sizes)
+	}
+}
+
+// TestGroupLingerCountsFromArrival checks that requests which queued
+// during a flush do not wait the linger again once they lead: they have
+// waited for company already.
+func TestGroupLingerCountsFromArrival(t *testing.T) {
+	t.Parallel()
+	const linger, slow = 200 * time.Millisecond, 300 * time.Millisecond
+	var sizes []int
+	g := New(4, time.Second, func(_ context.Context, batch []int) ([]int, error) {
+		if sizes = append(sizes, len(batch)); len(sizes) == 1 { // one flush at a time
+			time.Sleep(slow)
+		}
+		return batch, nil
+	}).WithLinger(linger)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, at := range []time.Duration{0, linger / 2, linger - 10*time.Millisecond} {
+		wg.Go(func() {
+			time.Sleep(at)
+			g.Do(t.Context(), i)
+		})
+	}
+	wg.Wait()
+	// The first flushes alone at once and takes slow; the others queue
+	// during it, each with company, and flush when it ends: by then the
+	// older of them has waited out the linger. Lingering again would take
+	// until slow + linger.
+	if d := time.Since(start); d >= slow+linger*3/4 {
+		t.Errorf("answered after %v: the second batch lingered again", d)
+	}
+	if !slices.Equal(sizes, []int{1, 2}) {
+		t.Errorf("flush sizes %v, want [1 2]", sizes)
 	}
 }

@@ -324,9 +324,10 @@ func CheckPublicKey(key []byte) error {
 	return nil
 }
 
-// HistoryLinger is how long a flush of history appends that is not full
-// waits for more. Every MESSAGE appends its rows before it is answered,
-// and at a few hundred a second each append would otherwise commit alone:
-// 5 ms of latency takes about a third off the CPU cost of a stored MESSAGE
-// at 500 a second (BENCHMARKS.md).
+// HistoryLinger is how long, at most, a flush of history appends that is
+// not full waits for more (groupcommit.WithLinger). Every MESSAGE appends
+// its rows before it is answered, and at a few hundred a second each
+// append would otherwise commit alone: up to 5 ms of latency takes about a
+// third off the CPU cost of a stored MESSAGE at 500 a second
+// (BENCHMARKS.md).
 const HistoryLinger = 5 * time.Millisecond

@@ -218,7 +218,8 @@ func CheckTraceQuery(q store.TraceQuery) error {
 	return errors.Join(checkField("address", q.Addr), checkField("call-id", q.CallID))
 }
 
-// EnqueueLinger is how long a flush of offline enqueues that is not full
-// waits for more: a MESSAGE store is one flush of a handful of statements,
-// and at a few hundred a second each would otherwise flush alone.
+// EnqueueLinger is how long, at most, a flush of offline enqueues that is
+// not full waits for more (groupcommit.WithLinger): a MESSAGE store is one
+// flush of a handful of statements, and at a few hundred a second each
+// would otherwise flush alone.
 const EnqueueLinger = 10 * time.Millisecond

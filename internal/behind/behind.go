@@ -28,7 +28,8 @@ type Writer[T any] struct {
 
 // New starts a Writer with room for queue items, whose write gets batches
 // of at most max items, at most linger after the first of each. write owns
-// the slice it is given.
+// the slice it is given, and must return: Add waits for it when the queue
+// is full, and Close waits for what is queued.
 func New[T any](queue, max int, linger time.Duration, write func([]T)) *Writer[T] {
 	w := &Writer[T]{write: write, max: max, linger: linger, queue: make(chan T, queue), done: make(chan struct{})}
 	go w.run()
@@ -65,11 +66,12 @@ func (w *Writer[T]) Add(item T) bool {
 
 func (w *Writer[T]) run() {
 	defer close(w.done)
-	linger := time.NewTimer(0)
-	<-linger.C
 	for item := range w.queue {
 		batch := []T{item}
-		linger.Reset(w.linger)
+		// A new timer each time: resetting one that was stopped while
+		// still queued makes the runtime scan every timer of its P when
+		// it comes due, and sipgo keeps one per transaction.
+		linger := time.NewTimer(w.linger)
 	fill:
 		for len(batch) < w.max {
 			select {

@@ -74,6 +74,15 @@ type Credentials struct {
 	Web *HA1Set `json:"web,omitempty"`
 }
 
+// clone returns a copy that shares nothing with c.
+func (c Credentials) clone() Credentials {
+	if c.Web != nil {
+		w := *c.Web
+		c.Web = &w
+	}
+	return c
+}
+
 // NewCredentials computes the credentials of user@domain from its SIP password
 // and its optional web password ("" for none).
 func NewCredentials(user, domain, sipPassword, webPassword string) Credentials {

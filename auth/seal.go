@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // sealVersion is the first byte of every sealed blob, so that the format can
@@ -23,7 +24,16 @@ var ErrUnseal = errors.New("auth: credentials do not open with this key")
 type Keyring struct {
 	aead     cipher.AEAD
 	nonceKey []byte
+
+	// opened remembers what Open returned, by address and blob, so that an
+	// account that authenticates often is decrypted and decoded once (the
+	// decoding is most of the cost). It holds nothing the key in this
+	// process could not open again; at most maxOpened, then afresh.
+	mu     sync.Mutex
+	opened map[string]Credentials
 }
+
+const maxOpened = 1 << 16
 
 // NewKeyring returns a Keyring for a KeySize-byte key.
 func NewKeyring(key []byte) (*Keyring, error) {
@@ -38,7 +48,7 @@ func NewKeyring(key []byte) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	return &Keyring{aead: aead, nonceKey: derive(key, "cairn digest nonce v1")}, nil
+	return &Keyring{aead: aead, nonceKey: derive(key, "cairn digest nonce v1"), opened: make(map[string]Credentials)}, nil
 }
 
 func derive(key []byte, label string) []byte {
@@ -64,17 +74,29 @@ func (k *Keyring) Seal(address string, c Credentials) ([]byte, error) {
 
 // Open decrypts a blob made by Seal for address.
 func (k *Keyring) Open(address string, sealed []byte) (Credentials, error) {
-	var c Credentials
+	memo := address + "\x00" + string(sealed)
+	k.mu.Lock()
+	c, ok := k.opened[memo]
+	k.mu.Unlock()
+	if ok {
+		return c.clone(), nil
+	}
 	ns := k.aead.NonceSize()
 	if len(sealed) < 1+ns || sealed[0] != sealVersion {
-		return c, ErrUnseal
+		return Credentials{}, ErrUnseal
 	}
 	plain, err := k.aead.Open(nil, sealed[1:1+ns], sealed[1+ns:], []byte(address))
 	if err != nil {
-		return c, ErrUnseal
+		return Credentials{}, ErrUnseal
 	}
 	if err := json.Unmarshal(plain, &c); err != nil {
-		return c, ErrUnseal
+		return Credentials{}, ErrUnseal
 	}
-	return c, nil
+	k.mu.Lock()
+	if len(k.opened) >= maxOpened {
+		clear(k.opened)
+	}
+	k.opened[memo] = c
+	k.mu.Unlock()
+	return c.clone(), nil
 }

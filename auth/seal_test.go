@@ -82,10 +82,48 @@ func TestOpenRefuses(t *testing.T) {
 		{"version only", k, address, sealed[:1]},
 		{"empty", k, address, nil},
 	}
+	// Once opened for its own address, the blob is remembered: that must
+	// open nothing else.
+	if _, err := k.Open(address, sealed); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range tests {
 		if _, err := tt.keyring.Open(tt.address, tt.blob); !errors.Is(err, ErrUnseal) {
 			t.Errorf("%s: Open = %v, want ErrUnseal", tt.name, err)
 		}
+	}
+}
+
+func TestOpenRemembers(t *testing.T) {
+	t.Parallel()
+	k := newTestKeyring(t, 1)
+	const address = "alice@example.com"
+	want := NewCredentials("alice", "example.com", "sip-secret-1", "web-secret-1")
+	sealed, err := k.Seal(address, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := k.Open(address, sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a caller does with its copy does not reach the next caller.
+	first.SIP.MD5, first.Web.MD5 = "changed", "changed"
+	for range 2 {
+		got, err := k.Open(address, sealed)
+		if err != nil || got.SIP != want.SIP || *got.Web != *want.Web {
+			t.Fatalf("Open = %+v, %v; want %+v", got, err, want)
+		}
+	}
+	if len(k.opened) != 1 {
+		t.Errorf("%d blobs remembered after opening one three times, want 1", len(k.opened))
+	}
+	// A blob that did not open is not remembered.
+	if _, err := k.Open("bob@example.com", sealed); !errors.Is(err, ErrUnseal) {
+		t.Fatalf("Open for another address = %v", err)
+	}
+	if len(k.opened) != 1 {
+		t.Errorf("%d blobs remembered, want 1", len(k.opened))
 	}
 }
 

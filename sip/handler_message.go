@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -20,9 +19,7 @@ import (
 // device of the recipient, and what no device took is stored before the
 // sender is answered.
 func (s *Server) onMessage(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
-	// The devices get Timeout each, and the store its share after them.
-	ctx, cancel := context.WithTimeout(s.ctx, 2*s.cfg.Timeout)
-	defer cancel()
+	ctx := s.messageCtx.get()
 	from, to, callID, cseq := req.From(), req.To(), req.CallID(), req.CSeq()
 	if from == nil || to == nil || callID == nil || cseq == nil {
 		s.respond(req, tx, 400, "Missing From, To, Call-ID or CSeq")

@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"context"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,8 +26,7 @@ type binding struct {
 // Contact is added, refreshed or removed, and the device is drained of the
 // messages it is owed.
 func (s *Server) onRegister(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
-	defer cancel()
+	ctx := s.requestCtx.get()
 	to := req.To()
 	if to == nil || req.CallID() == nil || req.CSeq() == nil {
 		s.respond(req, tx, 400, "Missing To, Call-ID or CSeq")

@@ -122,6 +122,9 @@ type Server struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	// requestCtx bounds a request by Timeout; messageCtx by 2 × Timeout,
+	// since devices get Timeout each and the store its share after them.
+	requestCtx, messageCtx *deadlines
 
 	// running is read-locked by every handler and send under way; Stop
 	// write-locks it for good, so that nothing is sent once it holds it.
@@ -159,6 +162,7 @@ func New(cfg Config, st Store, digest *auth.Digest, now func() time.Time, log *s
 		ua:      ua, client: client,
 		inflight: make(chan struct{}, cfg.MaxInFlight),
 		ctx:      ctx, cancel: cancel,
+		requestCtx: newDeadlines(ctx, cfg.Timeout), messageCtx: newDeadlines(ctx, 2*cfg.Timeout),
 	}
 	for _, d := range cfg.Domains {
 		s.domains[strings.ToLower(d)] = true

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"strconv"
@@ -49,13 +50,21 @@ func (t *tracer) out(msg sipmsg.Message, transport, remote string) {
 	t.add(msg, "out", transport, remote)
 }
 
+// traceHeadroom is room for the start line and headers of a message.
+const traceHeadroom = 1024
+
 func (t *tracer) add(msg sipmsg.Message, dir, transport, remote string) {
+	// Written once into a buffer sized for most messages: String would
+	// grow a builder and then be copied.
+	var wire bytes.Buffer
+	wire.Grow(traceHeadroom + len(msg.Body()))
+	msg.StringWrite(&wire)
 	tr := store.Trace{
 		Time:      t.now().UTC(),
 		Direction: dir,
 		Transport: transport,
 		Remote:    remote,
-		Message:   []byte(msg.String()),
+		Message:   wire.Bytes(),
 	}
 	if h := msg.CallID(); h != nil {
 		tr.CallID = h.Value()

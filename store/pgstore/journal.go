@@ -17,7 +17,10 @@ import (
 const (
 	putMaxBatch = 256         // put requests per group commit
 	putTimeout  = time.Minute // bound of one group commit
-	insertChunk = 2000        // rows per INSERT, to bound a statement's size
+	// listTimeout bounds a shared read; its callers wait for it whatever
+	// their own contexts say, so it is short.
+	listTimeout = 5 * time.Second
+	insertChunk = 2000 // rows per INSERT, to bound a statement's size
 )
 
 // JournalPut stores the items and returns their ids in input order, once

@@ -58,6 +58,7 @@ type Store struct {
 	puts    *groupcommit.Group[engine.PutRequest, engine.PutResult]
 	queue   *groupcommit.Group[engine.EnqueueRequest, engine.EnqueueResult]
 	regs    *groupcommit.Group[store.Registration, error]
+	lists   *groupcommit.Group[listRequest, []store.Registration]
 	history *groupcommit.Group[engine.HistoryRequest, engine.HistoryResult]
 	closed  atomic.Bool
 	// lastTS is the newest time stamped, or found in the journal at Open:
@@ -106,6 +107,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.puts = groupcommit.New(putMaxBatch, putTimeout, s.flushPuts)
 	s.queue = groupcommit.New(enqueueMaxBatch, putTimeout, s.flushEnqueues).WithLinger(engine.EnqueueLinger)
 	s.regs = groupcommit.New(putMaxBatch, putTimeout, s.flushRegistrations)
+	s.lists = groupcommit.New(putMaxBatch, listTimeout, s.flushLists)
 	s.history = groupcommit.New(putMaxBatch, putTimeout, s.flushHistory).WithLinger(engine.HistoryLinger)
 	if err := s.ready(ctx, opts.Migrate, opts.Inspect); err != nil {
 		err = s.wrap("open", err)

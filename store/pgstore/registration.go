@@ -79,10 +79,41 @@ func (s *Store) RegistrationDeleteAll(ctx context.Context, accountID int64) erro
 
 // RegistrationList returns the bindings of an account that expire after
 // now, ordered by instance, byte by byte: the column has collation "C".
+// Concurrent lists share one query: every REGISTER reads its account's
+// bindings before it writes them.
 func (s *Store) RegistrationList(ctx context.Context, accountID int64, now time.Time) ([]store.Registration, error) {
+	const op = "registration list"
+	if err := s.checkOpen(op); err != nil {
+		return nil, err
+	}
+	out, err := s.lists.Do(ctx, listRequest{accountID: accountID, now: now})
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	return out, nil
+}
+
+// listRequest is one RegistrationList waiting for its batch.
+type listRequest struct {
+	accountID int64
+	now       time.Time
+}
+
+// flushLists reads the bindings of a batch's accounts in one query, from
+// the earliest now of the batch, and gives each request those unexpired
+// at its own now.
+func (s *Store) flushLists(ctx context.Context, batch []listRequest) ([][]store.Registration, error) {
+	ids := make([]int64, len(batch))
+	from := batch[0].now
+	for i, q := range batch {
+		ids[i] = q.accountID
+		if q.now.Before(from) {
+			from = q.now
+		}
+	}
 	rows, _ := s.pool.Query(ctx, `SELECT account_id, instance, contact, transport, source, node, call_id, cseq, user_agent, expires_at, updated_at
-		FROM registrations WHERE account_id = $1 AND expires_at > $2 ORDER BY instance`, accountID, now)
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Registration, error) {
+		FROM registrations WHERE account_id = ANY($1) AND expires_at > $2 ORDER BY account_id, instance`, ids, from)
+	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Registration, error) {
 		var r store.Registration
 		var cseq int64
 		err := row.Scan(&r.AccountID, &r.Instance, &r.Contact, &r.Transport, &r.Source, &r.Node, &r.CallID, &cseq, &r.UserAgent, &r.Expires, &r.UpdatedAt)
@@ -91,7 +122,19 @@ func (s *Store) RegistrationList(ctx context.Context, accountID int64, now time.
 		return r, err
 	})
 	if err != nil {
-		return nil, s.wrap("registration list", err)
+		return nil, err
+	}
+	byAccount := make(map[int64][]store.Registration, len(batch))
+	for _, r := range found {
+		byAccount[r.AccountID] = append(byAccount[r.AccountID], r)
+	}
+	out := make([][]store.Registration, len(batch))
+	for i, q := range batch {
+		for _, r := range byAccount[q.accountID] {
+			if r.Expires.After(q.now) {
+				out[i] = append(out[i], r)
+			}
+		}
 	}
 	return out, nil
 }

@@ -74,6 +74,44 @@ func testRegistrations(t *testing.T, open opener) {
 		}
 	})
 
+	t.Run("ListConcurrent", func(t *testing.T) {
+		// Lists at once, of several accounts and at several instants (an
+		// engine may answer them with one read), each get their own.
+		t.Parallel()
+		s, clock := setup(t, open)
+		now := clock.Now()
+		const accounts = 8
+		ids := make([]int64, accounts)
+		for i := range ids {
+			ids[i] = mustAccount(t, s, fmt.Sprintf("user%d", i), "example.com").ID
+			// Account i has i+1 bindings; binding j expires j+1 minutes on.
+			for j := range i + 1 {
+				mustRegister(t, s, binding(ids[i], fmt.Sprintf("urn:uuid:%d-%d", i, j), now.Add(time.Duration(j+1)*time.Minute)))
+			}
+		}
+		var wg sync.WaitGroup
+		for round := range 8 {
+			for i, id := range ids {
+				wg.Go(func() {
+					at := now.Add(time.Duration(round) * time.Minute)
+					got, err := s.RegistrationList(t.Context(), id, at)
+					if err != nil {
+						t.Errorf("RegistrationList(user%d): %v", i, err)
+						return
+					}
+					var want []string
+					for j := round; j < i+1; j++ {
+						want = append(want, fmt.Sprintf("urn:uuid:%d-%d", i, j))
+					}
+					if g := instances(got); !slices.Equal(g, want) {
+						t.Errorf("user%d, %d minutes on: %v, want %v", i, round, g, want)
+					}
+				})
+			}
+		}
+		wg.Wait()
+	})
+
 	t.Run("Delete", func(t *testing.T) {
 		t.Parallel()
 		s, clock := setup(t, open)

@@ -1,7 +1,7 @@
-// Package groupcommit lets concurrent writers share one commit. A caller that
-// arrives while no flush is running becomes the leader: it takes the requests
-// queued so far (its own first) and hands them to the flush function as one
-// batch. Requests that arrive meanwhile queue up; when the flush ends, the
+// Package groupcommit lets concurrent writers share one commit, and
+// concurrent readers one query. A caller that arrives while no flush is
+// running becomes the leader: it takes the requests queued so far (its own
+// first) and hands them to the flush function as one batch. Requests that arrive meanwhile queue up; when the flush ends, the
 // leader passes the lead to the oldest of them, whose batch is everything that
 // queued during the previous flush. No goroutine is started, so there is
 // nothing to stop, and no caller flushes a batch other than its own.

@@ -128,11 +128,21 @@ type OfflineMarkParams struct {
 	NextAt     time.Time
 }
 
+// MaxOwedAccounts is the most account ids one OfflineOwed may name.
+const MaxOwedAccounts = 1024
+
 // Offline is the store-and-forward queue the offline package needs.
 type Offline interface {
 	// OfflineEnqueue stores a message once it is committed, or returns
 	// ErrQuota and stores nothing. Concurrent enqueues share commits.
 	OfflineEnqueue(ctx context.Context, p OfflineEnqueueParams) (OfflineEnqueueResult, error)
+	// OfflineOwed returns those of accountIDs that hold a message unexpired
+	// at now, whatever its delivery states, in rising order and each once;
+	// for no ids it returns nothing without a query. It refuses more than
+	// MaxOwedAccounts ids. It is a cheap over-approximation read before
+	// draining: a device of an account it returns may still be owed
+	// nothing; the devices of the others are owed nothing at now.
+	OfflineOwed(ctx context.Context, accountIDs []int64, now time.Time) ([]int64, error)
 	// OfflinePending returns what a device is owed.
 	OfflinePending(ctx context.Context, q OfflinePendingQuery) ([]OfflinePending, error)
 	// OfflineMark records delivery outcomes. Ids of messages that no longer

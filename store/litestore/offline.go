@@ -3,6 +3,7 @@ package litestore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -135,6 +136,47 @@ func (q *enqueuer) enqueue(ctx context.Context, r engine.EnqueueRequest) (engine
 		}
 	}
 	return engine.EnqueueResult{Res: store.OfflineEnqueueResult{ID: id}}, nil
+}
+
+// owedAccounts returns those of the accounts in the JSON array ?1 that hold
+// a message unexpired at ?2, in id order: each is one probe of index
+// offline_messages_account that stops at its first unexpired message. One
+// array parameter keeps it one cached statement, where a list of
+// parameters would be a statement per length.
+const owedAccounts = `SELECT k.value FROM json_each(?1) AS k
+	WHERE EXISTS (SELECT 1 FROM offline_messages WHERE account_id = k.value AND expires_at > ?2)
+	ORDER BY k.value`
+
+// OfflineOwed returns those of accountIDs that hold a message unexpired at
+// now, in id order, each once.
+func (s *Store) OfflineOwed(ctx context.Context, accountIDs []int64, now time.Time) ([]int64, error) {
+	const op = "offline owed"
+	ids, err := engine.OwedIDs(accountIDs)
+	if err != nil {
+		return nil, fmt.Errorf("litestore: %s: %w", op, err)
+	}
+	if err := s.checkOpen(op); err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	list, _ := json.Marshal(ids) // []int64 always marshals
+	// As text: json_each reads a blob as JSONB.
+	rows, err := s.query(ctx, owedAccounts, string(list), engine.Micro(now))
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	defer rows.Close()
+	var owed []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, s.wrap(op, err)
+		}
+		owed = append(owed, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap(op, err)
+	}
+	return owed, nil
 }
 
 // OfflinePending returns the messages of q.AccountID unexpired at q.Now

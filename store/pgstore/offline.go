@@ -306,6 +306,38 @@ func writeEnqueues(ctx context.Context, conn *pgx.Conn, batch []engine.EnqueueRe
 	return conn.SendBatch(ctx, b).Close()
 }
 
+// owedAccounts returns those of the accounts $1 that hold a message
+// unexpired at $2, in id order. LIMIT keeps the subquery apart, so that
+// each account is one probe of index offline_messages_account that stops at
+// its first unexpired message: a semi-join could be planned as a hash join
+// over the whole table, and DISTINCT would read every message of an account.
+const owedAccounts = `
+SELECT k.id
+FROM unnest($1::bigint[]) AS k (id)
+CROSS JOIN LATERAL (
+    SELECT 1 FROM offline_messages WHERE account_id = k.id AND expires_at > $2 LIMIT 1
+) AS m
+ORDER BY k.id`
+
+// OfflineOwed returns those of accountIDs that hold a message unexpired at
+// now, in id order, each once.
+func (s *Store) OfflineOwed(ctx context.Context, accountIDs []int64, now time.Time) ([]int64, error) {
+	const op = "offline owed"
+	ids, err := engine.OwedIDs(accountIDs)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: %s: %w", op, err)
+	}
+	if err := s.checkOpen(op); err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	rows, _ := s.pool.Query(ctx, owedAccounts, ids, now)
+	owed, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	return owed, nil
+}
+
 // OfflinePending returns the messages of q.AccountID unexpired at q.Now
 // that are neither done nor rejected for q.Instance, after q.AfterID, in id
 // order, with their retry state.

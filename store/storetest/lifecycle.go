@@ -93,6 +93,8 @@ func testLifecycle(t *testing.T, open opener) {
 				_, err := s.OfflineEnqueue(ctx, store.OfflineEnqueueParams{Message: message(a.ID, "bob@example.com", "k", time.Now().Add(time.Hour)), Now: time.Now()})
 				return err
 			}},
+			{"OfflineOwed", func(ctx context.Context) error { _, err := s.OfflineOwed(ctx, []int64{a.ID}, time.Now()); return err }},
+			{"OfflineOwed without ids", func(ctx context.Context) error { _, err := s.OfflineOwed(ctx, nil, time.Now()); return err }},
 			{"OfflinePending", func(ctx context.Context) error {
 				_, err := s.OfflinePending(ctx, store.OfflinePendingQuery{AccountID: a.ID, Instance: "d1", Now: time.Now(), Limit: 10})
 				return err

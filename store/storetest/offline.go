@@ -488,6 +488,72 @@ func testOffline(t *testing.T, open opener) {
 		}
 	})
 
+	t.Run("Owed", func(t *testing.T) {
+		t.Parallel()
+		s, clock := setup(t, open)
+		var accts []int64
+		for _, user := range []string{"alice", "bob", "carol", "dave", "erin"} {
+			accts = append(accts, mustAccount(t, s, user, "example.com").ID)
+		}
+		alice, bob, carol, dave, erin := accts[0], accts[1], accts[2], accts[3], accts[4]
+		now := clock.Now()
+		later := now.Add(10 * time.Minute) // the time of most reads
+		enq := func(to int64, key string, expires time.Time, delivered ...string) int64 {
+			return mustEnqueue(t, s, store.OfflineEnqueueParams{Message: message(to, "zoe@example.com", key, expires), Now: now, Delivered: delivered}).ID
+		}
+		enq(alice, "a1", now.Add(time.Hour))
+		enq(alice, "a2", now.Add(time.Minute)) // expired at later: alice has both kinds
+		enq(bob, "b1", now.Add(time.Minute))
+		enq(bob, "b2", later) // expires at later: expired then
+		// Carol has none. Every device is done with dave's message: it is
+		// still unexpired.
+		d := enq(dave, "d1", now.Add(time.Hour), "d1")
+		for inst, state := range map[string]store.DeliveryState{"d2": store.DeliveryDone, "d3": store.DeliveryRejected} {
+			if err := s.OfflineMark(t.Context(), store.OfflineMarkParams{AccountID: dave, MessageIDs: []int64{d}, Instance: inst, State: state}); err != nil {
+				t.Fatalf("OfflineMark: %v", err)
+			}
+		}
+		enq(erin, "e1", later.Add(time.Microsecond))
+
+		unknown := erin + 1000
+		atBound := make([]int64, store.MaxOwedAccounts)
+		for i := range atBound {
+			atBound[i] = unknown + int64(i)
+		}
+		atBound[len(atBound)/2] = dave
+		tests := []struct {
+			name string
+			ids  []int64
+			at   time.Time
+			want []int64
+		}{
+			{"every account", []int64{alice, bob, carol, dave, erin}, later, []int64{alice, dave, erin}},
+			{"repeats, out of order", []int64{erin, dave, carol, alice, dave, erin, alice}, later, []int64{alice, dave, erin}},
+			{"only expired messages", []int64{bob}, later, nil},
+			{"no message", []int64{carol}, later, nil},
+			{"every device done", []int64{dave}, later, []int64{dave}},
+			{"only the ids asked for", []int64{bob, carol}, later, nil},
+			{"one of several", []int64{carol, erin}, later, []int64{erin}},
+			{"unknown accounts", []int64{unknown, 0, -1}, later, nil},
+			{"before the expiries", []int64{alice, bob, carol}, now, []int64{alice, bob}},
+			{"one message expired, one not", []int64{bob}, now.Add(time.Minute), []int64{bob}},
+			{"now just before an expiry", []int64{erin}, later, []int64{erin}},
+			{"now at the last expiry", []int64{erin}, later.Add(time.Microsecond), nil},
+			{"at the bound", atBound, later, []int64{dave}},
+			{"no ids", nil, later, nil},
+			{"empty ids", []int64{}, later, nil},
+		}
+		for _, tt := range tests {
+			got, err := s.OfflineOwed(t.Context(), tt.ids, tt.at)
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Errorf("%s: OfflineOwed = %v, %v; want %v", tt.name, got, err, tt.want)
+			}
+		}
+		if got, err := s.OfflineOwed(t.Context(), append(atBound, alice), later); err == nil || errors.Is(err, store.ErrClosed) {
+			t.Errorf("OfflineOwed of %d ids = %v, %v; want an error about the input", store.MaxOwedAccounts+1, got, err)
+		}
+	})
+
 	t.Run("Mark", func(t *testing.T) {
 		t.Parallel()
 		s, clock := setup(t, open)

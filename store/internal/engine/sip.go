@@ -183,6 +183,15 @@ func MarkIDs(p store.OfflineMarkParams) ([]int64, error) {
 	return slices.Compact(slices.Sorted(slices.Values(p.MessageIDs))), nil
 }
 
+// OwedIDs checks the account ids of an OfflineOwed and returns them
+// without repeats, in rising order.
+func OwedIDs(accountIDs []int64) ([]int64, error) {
+	if len(accountIDs) > store.MaxOwedAccounts {
+		return nil, fmt.Errorf("%d account ids, more than %d", len(accountIDs), store.MaxOwedAccounts)
+	}
+	return slices.Compact(slices.Sorted(slices.Values(accountIDs))), nil
+}
+
 // CheckTraces returns an error naming the first trace that cannot be stored.
 func CheckTraces(ts []store.Trace) error {
 	for i, t := range ts {

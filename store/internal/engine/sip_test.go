@@ -116,6 +116,27 @@ func TestMarkIDs(t *testing.T) {
 	}
 }
 
+func TestOwedIDs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		ids  []int64
+		want []int64
+		ok   bool
+	}{
+		{"none", nil, nil, true},
+		{"repeats, out of order", []int64{5, 3, 5, -1, 3}, []int64{-1, 3, 5}, true},
+		{"at the bound", make([]int64, store.MaxOwedAccounts), []int64{0}, true},
+		{"over the bound", make([]int64, store.MaxOwedAccounts+1), nil, false},
+	}
+	for _, tt := range tests {
+		ids, err := OwedIDs(tt.ids)
+		if (err == nil) != tt.ok || !slices.Equal(ids, tt.want) {
+			t.Errorf("%s: OwedIDs = %v, %v; want %v, accepted %v", tt.name, ids, err, tt.want, tt.ok)
+		}
+	}
+}
+
 func TestCheckTraces(t *testing.T) {
 	t.Parallel()
 	ok := store.Trace{Time: time.Now(), Direction: "in", Status: 200, Message: []byte{0, 0xff}}

@@ -1,8 +1,10 @@
 // Package offline is cairn's store-and-forward policy for messages no device
 // took: it keeps them within limits and for as long as policy allows, and
 // hands each one to every device of the recipient, once and in order, when
-// the device registers, retrying with backoff until the message expires. It
-// sends nothing itself: it asks a delivery.Transport.
+// the device registers, retrying with backoff until the message expires. A
+// registration asks the store first, together with the others of a few
+// milliseconds, whether its account holds any message at all. It sends
+// nothing itself: it asks a delivery.Transport.
 package offline
 
 import (
@@ -10,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -40,6 +44,15 @@ type Config struct {
 // batch is how many owed messages a drain reads at a time.
 const batch = 256
 
+// A probe asks the store once which of the accounts whose devices asked for
+// a drain hold any message. It collects the Drain calls of probeWindow from
+// the first, or fewer once probeMax accounts ask, and asks for at most
+// probeMax accounts at a time (store.MaxOwedAccounts is the bound).
+const (
+	probeWindow = 2 * time.Millisecond
+	probeMax    = 256
+)
+
 // Queue keeps undelivered messages and drains them into devices. It
 // implements delivery.Spool.
 type Queue struct {
@@ -58,6 +71,14 @@ type Queue struct {
 	devices map[deviceKey]*deviceState
 	wg      sync.WaitGroup
 	stopped bool
+
+	// The next probe: the devices asked for, by account, since when the
+	// first of them waits, and its timer while one is armed. probing is
+	// set while a probe runs: one runs at a time, and it arms the next.
+	asked   map[int64][]string
+	askedAt time.Time
+	window  *time.Timer
+	probing bool
 }
 
 type deviceKey struct {
@@ -83,6 +104,7 @@ func New(st store.Offline, loc delivery.Locator, tr delivery.Transport, cfg Conf
 		st: st, loc: loc, tr: tr, cfg: cfg, now: now, log: log,
 		ctx: ctx, cancel: cancel, sem: make(chan struct{}, cfg.MaxDrains),
 		devices: make(map[deviceKey]*deviceState),
+		asked:   make(map[int64][]string),
 	}
 }
 
@@ -122,10 +144,82 @@ func (q *Queue) Store(ctx context.Context, m *delivery.Message, delivered, faile
 	return nil
 }
 
-// Drain starts handing what a device is owed to it now, as on a REGISTER:
-// a pending retry is brought forward.
+// Drain hands what a device is owed to it soon, as on a REGISTER. It joins
+// a probe: one store read, for the Drain calls of up to probeWindow, of
+// which of their accounts hold any message. The devices of those that do
+// are drained, a pending retry brought forward; the others are not.
+//
+// Probing loses no message that draining at once would deliver. Drain is
+// called once the REGISTER's binding is written, so the probe reads after
+// that and sees every message stored before it; the drain it starts reads
+// later still. A sender that stores a message after the probe read either
+// found the binding, and sent the message to the device or had it retried
+// as failed, or located the devices before the binding was written: then a
+// drain started at once could as well have read before the message was
+// stored, and the device gets it at its next REGISTER.
 func (q *Queue) Drain(accountID int64, instance string) {
-	q.schedule(deviceKey{accountID, instance}, 0)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopped {
+		return
+	}
+	devices := q.asked[accountID]
+	if slices.Contains(devices, instance) {
+		return
+	}
+	if len(q.asked) == 0 {
+		q.askedAt = time.Now()
+	}
+	q.asked[accountID] = append(devices, instance)
+	switch {
+	case q.probing: // it arms the next window when it ends
+	case q.window == nil:
+		q.wg.Add(1) // done by probe, or by Stop when it stops the timer
+		q.window = time.AfterFunc(probeWindow, q.probe)
+	case len(q.asked) >= probeMax && q.window.Stop():
+		q.window.Reset(0)
+	}
+}
+
+// probe runs when a window ends: it probes the devices asked for, then those
+// asked for meanwhile once their window ends too.
+func (q *Queue) probe() {
+	defer q.wg.Done()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.window, q.probing = nil, true
+	for !q.stopped && len(q.asked) > 0 {
+		if wait := probeWindow - time.Since(q.askedAt); wait > 0 && len(q.asked) < probeMax {
+			q.wg.Add(1)
+			q.window = time.AfterFunc(wait, q.probe)
+			break
+		}
+		asked := q.asked
+		q.asked = make(map[int64][]string)
+		q.mu.Unlock()
+		q.probeOwed(asked)
+		q.mu.Lock()
+	}
+	q.probing = false
+}
+
+// probeOwed schedules the drain of the devices in asked whose accounts hold
+// a message, or of every one when the store cannot tell.
+func (q *Queue) probeOwed(asked map[int64][]string) {
+	for accounts := range slices.Chunk(slices.Sorted(maps.Keys(asked)), probeMax) {
+		owed, err := q.st.OfflineOwed(q.ctx, accounts, q.now())
+		if err != nil {
+			if q.ctx.Err() == nil {
+				q.log.Error("offline probe: reading the queue failed; draining every device asked for", "err", err, "accounts", len(accounts))
+			}
+			owed = accounts
+		}
+		for _, a := range owed {
+			for _, instance := range asked[a] {
+				q.schedule(deviceKey{a, instance}, 0)
+			}
+		}
+	}
 }
 
 // schedule runs a drain of k after delay, or sooner if one is due sooner.
@@ -304,11 +398,16 @@ func (q *Queue) backoff(attempts int) time.Duration {
 	return min(d, q.cfg.RetryMax)
 }
 
-// Stop ends the drains under way (messages on their way are answered or
-// time out; what was not recorded is sent again later) and the retries.
+// Stop ends the probes, the drains under way (messages on their way are
+// answered or time out; what was not recorded is sent again later) and the
+// retries.
 func (q *Queue) Stop() {
 	q.mu.Lock()
 	q.stopped = true
+	if q.window != nil && q.window.Stop() {
+		q.window = nil
+		q.wg.Done()
+	}
 	for _, s := range q.devices {
 		if s.timer != nil {
 			s.timer.Stop()

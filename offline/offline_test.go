@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-chat/cairn/offline"
 	"github.com/cairn-chat/cairn/store"
 	"github.com/cairn-chat/cairn/store/litestore/litetest"
+	"github.com/cairn-chat/cairn/store/pgstore/pgtest"
 	"github.com/cairn-chat/cairn/store/storetest"
 )
 
@@ -142,15 +143,36 @@ func (tr *transport) checkOneAtATime(t *testing.T) {
 }
 
 // options set up an env; the zero value is config, devices d1 and d2 that
-// take every message, and the SQLite store as it is.
+// take every message, and the SQLite store as it is, with nothing logged.
 type options struct {
 	cfg     offline.Config
 	devices []string
 	answer  answerFunc
+	open    func(t *testing.T, clock store.Clock) store.Store
 	wrap    func(store.Offline) store.Offline
+	log     slog.Handler
 }
 
-// env is a Queue on a real SQLite store, for account alice.
+// engines are the stores that the tests of the probe run on.
+var engines = []struct {
+	name string
+	open func(t *testing.T, clock store.Clock) store.Store
+}{
+	{"sqlite", func(t *testing.T, clock store.Clock) store.Store { return litetest.Open(t, clock) }},
+	{"postgres", func(t *testing.T, clock store.Clock) store.Store { return pgtest.Open(t, clock) }},
+}
+
+// onEngines runs test on each engine, in parallel, with o.open set.
+func onEngines(t *testing.T, test func(t *testing.T, o options)) {
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, options{open: eng.open})
+		})
+	}
+}
+
+// env is a Queue on a real store, for account alice.
 type env struct {
 	st    store.Store
 	clock *storetest.Clock
@@ -167,8 +189,14 @@ func newEnv(t *testing.T, o options) *env {
 	if o.devices == nil {
 		o.devices = []string{"d1", "d2"}
 	}
+	if o.open == nil {
+		o.open = engines[0].open
+	}
+	if o.log == nil {
+		o.log = slog.DiscardHandler
+	}
 	clock := storetest.NewClock(epoch)
-	st := litetest.Open(t, clock.Now)
+	st := o.open(t, clock.Now)
 	alice := store.Account{User: "alice", Domain: "example.com", Credentials: []byte("sealed")}
 	if err := st.AccountCreate(t.Context(), &alice); err != nil {
 		t.Fatalf("AccountCreate: %v", err)
@@ -178,7 +206,7 @@ func newEnv(t *testing.T, o options) *env {
 		qs = o.wrap(st)
 	}
 	tr := newTransport(o.answer)
-	q := offline.New(qs, locator(o.devices), tr, o.cfg, clock.Now, slog.New(slog.DiscardHandler))
+	q := offline.New(qs, locator(o.devices), tr, o.cfg, clock.Now, slog.New(o.log))
 	t.Cleanup(q.Stop) // before the store closes: cleanups run last first
 	return &env{st: st, clock: clock, acct: alice.ID, tr: tr, q: q}
 }
@@ -436,14 +464,19 @@ func TestStoreRetryDuringDrain(t *testing.T) {
 	t.Parallel()
 	g := &gatedStore{reached: make(chan struct{}), release: make(chan struct{})}
 	e := newEnv(t, options{wrap: func(st store.Offline) store.Offline { g.Offline = st; return g }})
-	e.q.Drain(e.acct, "d1") // as on a REGISTER, with nothing owed
+	// The account holds a message, so that the probe starts a drain, but
+	// d1 took it: d1 is owed nothing.
+	if err := e.q.Store(t.Context(), e.message(0), []string{"d1"}, nil); err != nil {
+		t.Fatalf("Store: %v", err)
+	}
+	e.q.Drain(e.acct, "d1") // as on a REGISTER
 	within(t, "the drain's last read", g.reached)
-	m := e.message(0)
+	m := e.message(1)
 	if err := e.q.Store(t.Context(), m, nil, []string{"d1"}); err != nil {
 		t.Fatalf("Store: %v", err)
 	}
 	close(g.release)
-	waitFor(t, "the retry to d1", func() bool { return len(e.tr.ids("d1")) == 1 })
+	waitFor(t, "the retry to d1", func() bool { return slices.Equal(e.tr.ids("d1"), []int64{m.ID}) })
 }
 
 func TestDrainOrder(t *testing.T) {
@@ -691,7 +724,8 @@ func TestStopDrains(t *testing.T) {
 	e.storeN(t, 2)
 	e.q.Drain(e.acct, "d1")
 	waitFor(t, "the first send", func() bool { return e.tr.count() == 1 })
-	e.q.Drain(e.acct, "d2") // waits for d1's slot
+	e.q.Drain(e.acct, "d2")
+	waitFor(t, "d2's drain to wait for d1's slot", func() bool { return e.q.Draining(e.acct, "d2") })
 
 	stopped := make(chan struct{})
 	go func() {

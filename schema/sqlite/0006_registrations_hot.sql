@@ -1,0 +1,5 @@
+-- PostgreSQL only: there this version lets a re-REGISTER update its binding
+-- in place (a HOT update), by dropping the index on the expiry and leaving
+-- room on each page. SQLite updates a row in place in any case, and its
+-- index on the expiry serves the purge; nothing changes here. The version
+-- keeps the dialects' numbers equal.

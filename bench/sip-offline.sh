@@ -8,8 +8,9 @@
 # all four). Every server is started here, on 127.0.0.1 only, and stopped at
 # exit (its own process group, by pid). Per target:
 #   (c) REGISTER-with-digest rate: SIPp register_load.xml, closed loop with
-#       REG_LIMIT registrations in flight for REG_SECS; afterwards every user
-#       is un-registered again (checked: no binding may remain);
+#       REG_LIMIT registrations in flight for REG_SECS, and the CPU time per
+#       REGISTER counted as in (b); afterwards every user is un-registered
+#       again (checked: no binding may remain);
 #   (a) store saturation: MESSAGE (message_noauth.xml) to unregistered users,
 #       closed loop with L in flight for SAT_SECS, for each L in SAT_LIMITS;
 #       stored/s = 2xx / elapsed; the rows added to the store are counted
@@ -441,14 +442,34 @@ msg_scenario() {
 
 result() { echo "$1=$2" >>"$TDIR/result.env"; }
 
+# cpu_results PHASE N: from the snapshots $TDIR/cpu.PHASE.{before,after},
+# the CPU ms per operation (N of them) of the server, of PostgreSQL and of
+# both, as PHASE_cpu_{server,pg,total}_ms.
+cpu_results() {
+	local phase=$1 n=$2 srv be aux lost1 lost2 lost3
+	local before="$TDIR/cpu.$phase.before" after="$TDIR/cpu.$phase.after"
+	read -r srv lost1 < <(cpu_delta "$before" "$after" server)
+	read -r be lost2 < <(cpu_delta "$before" "$after" pgbackend)
+	read -r aux lost3 < <(cpu_delta "$before" "$after" pgaux)
+	result "${phase}_cpu_ticks" "server=$srv pgbackend=$be pgaux=$aux lost_pids=$((lost1 + lost2 + lost3)) clk_tck=$CLK_TCK"
+	result "${phase}_cpu_pids" "$(awk '{ n[$1]++ } END { printf "server=%d pgbackend=%d pgaux=%d", n["server"], n["pgbackend"], n["pgaux"] }' "$after")"
+	per() { awk -v t="$1" -v n="$n" -v hz="$CLK_TCK" 'BEGIN { printf "%.4f", (n > 0 ? t * 1000 / hz / n : 0) }'; }
+	result "${phase}_cpu_server_ms" "$(per "$srv")"
+	result "${phase}_cpu_pg_ms" "$(per "$((be + aux))")"
+	result "${phase}_cpu_total_ms" "$(per "$((srv + be + aux))")"
+}
+
 phase_register() {
 	log "$TARGET: REGISTER with digest, $REG_LIMIT in flight, ${REG_SECS}s"
+	cpu_snapshot "$TDIR/cpu.reg.before"
 	sipp_run register "$((REG_SECS))" -sf "$SIPP_DIR/register_load.xml" -inf "$OUT/users.csv" \
 		-t u1 -p "$((SIPP_PORT + 2))" -r 100000 -l "$REG_LIMIT" -m 100000000 \
 		-key domain "$DOMAIN" -key expires 3600
+	cpu_snapshot "$TDIR/cpu.reg.after"
 	local ok el
 	ok=$(sipp_stat register 'SuccessfulCall(C)')
 	el=$(sipp_stat register elapsed)
+	cpu_results reg "$ok"
 	result reg_ok "$ok"
 	result reg_failed "$(sipp_stat register 'FailedCall(C)')"
 	result reg_rate "$(awk -v n="$ok" -v t="$el" 'BEGIN { printf "%.0f", (t > 0 ? n / t : 0) }')"
@@ -498,19 +519,16 @@ phase_fixed() {
 	log "$TARGET: fixed rate $FIXED_RATE/s for ${FIXED_SECS}s ($n MESSAGEs), CPU accounting"
 	local before after
 	before=$("${KIND}_rows")
-	cpu_snapshot "$TDIR/cpu.before"
+	cpu_snapshot "$TDIR/cpu.fixed.before"
 	sipp_run fixed "$((FIXED_SECS * 3))" -sf "$(msg_scenario)" -inf "$OUT/pairs.csv" \
 		-t u1 -p "$SIPP_PORT" -r "$FIXED_RATE" -l "$FIXED_RATE" -m "$n" \
 		-key domain "$DOMAIN" -key body "$BODY"
 	sleep 0.5
-	cpu_snapshot "$TDIR/cpu.after"
+	cpu_snapshot "$TDIR/cpu.fixed.after"
 	after=$("${KIND}_rows")
-	local ok el srv be aux lost1 lost2 lost3
+	local ok el
 	ok=$(sipp_stat fixed 'SuccessfulCall(C)')
 	el=$(sipp_stat fixed elapsed)
-	read -r srv lost1 < <(cpu_delta "$TDIR/cpu.before" "$TDIR/cpu.after" server)
-	read -r be lost2 < <(cpu_delta "$TDIR/cpu.before" "$TDIR/cpu.after" pgbackend)
-	read -r aux lost3 < <(cpu_delta "$TDIR/cpu.before" "$TDIR/cpu.after" pgaux)
 	result fixed_ok "$ok"
 	result fixed_failed "$(sipp_stat fixed 'FailedCall(C)')"
 	result fixed_rows "$((after - before))"
@@ -519,12 +537,8 @@ phase_fixed() {
 	fi
 	result fixed_elapsed "$el"
 	result fixed_achieved "$(awk -v n="$ok" -v t="$el" 'BEGIN { printf "%.0f", (t > 0 ? n / t : 0) }')"
-	result fixed_cpu_ticks "server=$srv pgbackend=$be pgaux=$aux lost_pids=$((lost1 + lost2 + lost3)) clk_tck=$CLK_TCK"
-	result fixed_cpu_pids "$(awk '{ n[$1]++ } END { printf "server=%d pgbackend=%d pgaux=%d", n["server"], n["pgbackend"], n["pgaux"] }' "$TDIR/cpu.after")"
-	result cpu_server_ms "$(awk -v t="$srv" -v n="$ok" -v hz="$CLK_TCK" 'BEGIN { printf "%.4f", (n > 0 ? t * 1000 / hz / n : 0) }')"
-	result cpu_pg_ms "$(awk -v t="$((be + aux))" -v n="$ok" -v hz="$CLK_TCK" 'BEGIN { printf "%.4f", (n > 0 ? t * 1000 / hz / n : 0) }')"
-	result cpu_total_ms "$(awk -v t="$((srv + be + aux))" -v n="$ok" -v hz="$CLK_TCK" 'BEGIN { printf "%.4f", (n > 0 ? t * 1000 / hz / n : 0) }')"
-	log "$TARGET:   $ok stored in ${el}s; CPU ticks server=$srv pg backends=$be pg aux=$aux"
+	cpu_results fixed "$ok"
+	log "$TARGET:   $ok stored in ${el}s; $(getv "$TARGET" fixed_cpu_ticks)"
 }
 
 phase_drain() {
@@ -621,23 +635,23 @@ print_table() {
 	echo "- saturation: closed loop, L in {$SAT_LIMITS} MESSAGEs in flight, ${SAT_SECS}s each, best L shown; fixed rate: $FIXED_RATE/s for ${FIXED_SECS}s, ${SETTLE_SECS}s after the phases before it; REGISTER: $REG_LIMIT in flight, ${REG_SECS}s; drain: $DRAIN_MSGS messages"
 	echo "- raw logs: $OUT"
 	echo
-	echo "| target | stored msgs/s at saturation (L) | rows >= 2xx | fixed rate: stored/s | CPU ms/msg server | CPU ms/msg PostgreSQL | CPU ms/msg total | REGISTER+digest/s | drain $DRAIN_MSGS (UDP) s | drain $DRAIN_MSGS (TCP) s |"
-	echo "|---|---|---|---|---|---|---|---|---|---|"
+	echo "| target | stored msgs/s at saturation (L) | rows >= 2xx | fixed rate: stored/s | CPU ms/msg server | CPU ms/msg PostgreSQL | CPU ms/msg total | REGISTER+digest/s | CPU ms/REGISTER total | drain $DRAIN_MSGS (UDP) s | drain $DRAIN_MSGS (TCP) s |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
 	for t in $TARGETS; do
 		if [[ $(getv "$t" done) != 1 ]]; then
-			echo "| $t | FAILED (see $OUT/$t/) | | | | | | | | |"
+			echo "| $t | FAILED (see $OUT/$t/) | | | | | | | | | |"
 			continue
 		fi
 		local du dt
 		du=$(getv "$t" drain_u1 | sed -n 's/.*nth_s=\([^ ]*\).*/\1/p')
 		dt=$(getv "$t" drain_t1 | sed -n 's/.*nth_s=\([^ ]*\).*/\1/p')
 		local pg fx
-		pg=$(getv "$t" cpu_pg_ms)
+		pg=$(getv "$t" fixed_cpu_pg_ms)
 		[[ $t == *sqlite ]] && pg="–"
 		fx=$(getv "$t" fixed_achieved)
 		# the CPU figures only compare below saturation
 		[[ -n $fx ]] && ((fx * 100 < FIXED_RATE * 97)) && fx="$fx (saturated!)"
-		echo "| $t | $(getv "$t" sat_rate) ($(getv "$t" sat_limit)) | $(getv "$t" durable_check) | ${fx:-–} of $FIXED_RATE | $(getv "$t" cpu_server_ms) | $pg | $(getv "$t" cpu_total_ms) | $(getv "$t" reg_rate) | ${du:-–} | ${dt:-–} |"
+		echo "| $t | $(getv "$t" sat_rate) ($(getv "$t" sat_limit)) | $(getv "$t" durable_check) | ${fx:-–} of $FIXED_RATE | $(getv "$t" fixed_cpu_server_ms) | $pg | $(getv "$t" fixed_cpu_total_ms) | $(getv "$t" reg_rate) | $(getv "$t" reg_cpu_total_ms) | ${du:-–} | ${dt:-–} |"
 	done
 	echo
 	echo "Per target (all values): $OUT/<target>/result.env"

@@ -82,8 +82,8 @@ func (s *Store) TraceList(ctx context.Context, q store.TraceQuery) ([]store.Trac
 
 // traceFilter returns the condition of a TraceList, whose parameters are
 // after id, since, call-id, address and limit. For an address, it takes
-// the first traces from it and to it, each along its own index, and keeps
-// the union.
+// the first traces from it and to it (from another: the index on To keeps
+// only those), each along its own index, and keeps the union.
 func traceFilter(q store.TraceQuery) string {
 	where := `id > ?1 AND at > ?2`
 	if q.CallID != "" {
@@ -95,7 +95,7 @@ func traceFilter(q store.TraceQuery) string {
 	return `id IN (
 		SELECT id FROM (SELECT id FROM sip_traces WHERE from_addr = ?4 AND ` + where + ` ORDER BY id LIMIT ?5)
 		UNION
-		SELECT id FROM (SELECT id FROM sip_traces WHERE to_addr = ?4 AND ` + where + ` ORDER BY id LIMIT ?5))`
+		SELECT id FROM (SELECT id FROM sip_traces WHERE to_addr = ?4 AND to_addr <> from_addr AND ` + where + ` ORDER BY id LIMIT ?5))`
 }
 
 // TracePurge removes the traces older than before and returns how many. It

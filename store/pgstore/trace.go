@@ -66,7 +66,8 @@ func (s *Store) TraceList(ctx context.Context, q store.TraceQuery) ([]store.Trac
 
 // traceFilter returns the condition of a TraceList and its parameters but
 // the last, the limit. For an address, it takes the first traces from it
-// and to it, each along its own index, and keeps the union.
+// and to it (from another: the index on To keeps only those), each along
+// its own index, and keeps the union.
 func traceFilter(q store.TraceQuery) (string, []any) {
 	where := `id > $1 AND at > $2`
 	args := []any{q.AfterID, q.Since}
@@ -82,7 +83,7 @@ func traceFilter(q store.TraceQuery) (string, []any) {
 	return `id IN (
 		SELECT id FROM (SELECT id FROM sip_traces WHERE from_addr = ` + addr + ` AND ` + where + ` ORDER BY id LIMIT ` + limit + `) AS f
 		UNION
-		SELECT id FROM (SELECT id FROM sip_traces WHERE to_addr = ` + addr + ` AND ` + where + ` ORDER BY id LIMIT ` + limit + `) AS t)`, args
+		SELECT id FROM (SELECT id FROM sip_traces WHERE to_addr = ` + addr + ` AND to_addr <> from_addr AND ` + where + ` ORDER BY id LIMIT ` + limit + `) AS t)`, args
 }
 
 // TracePurge removes the traces older than before and returns how many.

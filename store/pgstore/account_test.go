@@ -19,12 +19,7 @@ import (
 // commits first, no row may outlive its account.
 func TestAccountDeleteLeavesNoRows(t *testing.T) {
 	t.Parallel()
-	opts := pgtest.Options(t)
-	opts.Migrate = true
-	s, err := open(t, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, opts := openMigrated(t)
 	ctx := t.Context()
 	const rounds, writers = 20, 6
 	for round := range rounds {

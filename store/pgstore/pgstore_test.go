@@ -63,6 +63,19 @@ func open(t *testing.T, opts pgstore.Options) (*pgstore.Store, error) {
 	return s, err
 }
 
+// openMigrated opens a migrated store in a schema of its own, closed when
+// t ends, and returns it with the options that opened it.
+func openMigrated(t *testing.T) (*pgstore.Store, pgstore.Options) {
+	t.Helper()
+	opts := pgtest.Options(t)
+	opts.Migrate = true
+	s, err := open(t, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, opts
+}
+
 // exec runs sql in the test database.
 func exec(t *testing.T, sql string) {
 	t.Helper()
@@ -129,12 +142,7 @@ func TestOpenSchemaOld(t *testing.T) {
 
 func TestOpenSchemaTooNew(t *testing.T) {
 	t.Parallel()
-	opts := pgtest.Options(t)
-	opts.Migrate = true
-	s, err := open(t, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, opts := openMigrated(t)
 	exec(t, `INSERT INTO `+pgx.Identifier{opts.Schema, "schema_migrations"}.Sanitize()+` (version, name, applied_at) VALUES (999, 'future', now())`)
 
 	if _, err := s.MigrateStatus(t.Context()); !errors.Is(err, store.ErrSchemaTooNew) {

@@ -17,12 +17,7 @@ import (
 // (schema/postgres/0006_registrations_hot.sql).
 func TestRegistrationRefreshInPlace(t *testing.T) {
 	t.Parallel()
-	opts := pgtest.Options(t)
-	opts.Migrate = true
-	s, err := open(t, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, opts := openMigrated(t)
 	ctx := t.Context()
 	a := store.Account{User: "alice", Domain: "example.com", Credentials: []byte("sealed")}
 	if err := s.AccountCreate(ctx, &a); err != nil {
